@@ -1,0 +1,13 @@
+"""The typer apps every command module registers on; kept apart so command modules never import each other."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="arcvdm: few-shot learning with a frozen video diffusion model.")
+datasets_app = typer.Typer(no_args_is_help=True, help="List and download the ARC datasets.")
+codec_app = typer.Typer(no_args_is_help=True, help="Check the grid <-> frame codec.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print speed and memory figures.")
+vision_app = typer.Typer(no_args_is_help=True, help="The few-shot dense vision suite.")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(codec_app, name="codec")
+app.add_typer(bench_app, name="bench")
+app.add_typer(vision_app, name="vision")
