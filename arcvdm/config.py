@@ -63,6 +63,9 @@ class CodecConfig(_Section):
 class SelectionConfig(_Section):
     attempts: int = 2  # k in pass@k: 2 for ARC-AGI, 3 for ConceptARC
     rule: Literal["paper", "leave-one-out"] = "paper"
+    # Attempts are the first k distinct decodable predictions along the rule's checkpoint order
+    # (arcvdm/selection.py); False = the literal reading, duplicates and undecodable ones kept.
+    distinct: bool = True
 
 
 class AugmentConfig(_Section):

@@ -1,1 +1,215 @@
-"""Commands (placeholder until its issue lands)."""
+"""Backbone benchmarks: `arcvdm bench train --backbone tiny --frames 9 --height 64 --width 64` (and `bench sample`)."""
+
+from __future__ import annotations
+
+import resource
+import time
+from contextlib import contextmanager
+
+import typer
+
+from arcvdm.cli.app import bench_app
+
+BACKBONE = typer.Option("tiny", help="Registered name, local pipeline folder or hub id.")
+FRAMES = typer.Option(9, help="Video frames (8k+1).")
+HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16).")
+WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16).")
+DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps (default: the best present).")
+DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")
+
+
+def _config(backbone, frames, height, width, device, dtype, **overrides):
+    from arcvdm.config import load_config
+
+    return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
+                                     "video.width": width, "device": device, "dtype": dtype, **overrides})
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _TransformerClock:
+    """Wall time spent inside the transformer's forward calls (hooks; synchronised on GPU)."""
+
+    def __init__(self, backbone):
+        self.device, self.seconds, self._start = backbone.device, 0.0, 0.0
+        t = backbone.transformer
+        self._handles = [t.register_forward_pre_hook(self._enter), t.register_forward_hook(self._exit)]
+
+    def _enter(self, *_):
+        _sync(self.device)
+        self._start = time.perf_counter()
+
+    def _exit(self, *_):
+        _sync(self.device)
+        self.seconds += time.perf_counter() - self._start
+
+    def close(self):
+        for h in self._handles:
+            h.remove()
+
+
+@contextmanager
+def _timer(device, out: list):
+    _sync(device)
+    start = time.perf_counter()
+    yield
+    _sync(device)
+    out.append(time.perf_counter() - start)
+
+
+def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
+    """Achieved FLOP/s of a square matmul on this device and dtype: the 'peak' the transformer is compared with."""
+    import torch
+
+    n = 8192 if device.type == "cuda" else n
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(reps):
+        with _timer(device, times):
+            a @ b
+    return 2 * n**3 / min(times)
+
+
+def _peak_memory(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA max allocated)"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS of the process)"
+
+
+def _random_videos(config, n: int, seed: int = 0):
+    import numpy as np
+
+    v = config.video
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (v.frames, v.height, v.width, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _header(backbone, config) -> None:
+    v = config.video
+    typer.echo(f"{backbone!r}\nvideo {v.frames}x{v.height}x{v.width}")
+
+
+def _figures(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        typer.echo(f"  {name:<{width}}  {value}")
+
+
+@bench_app.command("train")
+def bench_train(
+    backbone: str = BACKBONE,
+    frames: int = FRAMES,
+    height: int = HEIGHT,
+    width: int = WIDTH,
+    steps: int = typer.Option(5, help="Timed training steps (after one untimed, FLOP-counted step)."),
+    rank: int = typer.Option(64, help="LoRA rank."),
+    targets: str = typer.Option("qkvo", help="LoRA targets: qk, vo, qkvo, all-linear."),
+    batch_size: int = typer.Option(2, help="Videos per step."),
+    gradient_checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Time LoRA training steps: per step, share outside the transformer, peak memory, FLOPs and fraction of peak."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from arcvdm.backbones import load_backbone
+    from arcvdm.train import LoraTrainer
+
+    config = _config(backbone, frames, height, width, device, dtype, **{
+        "lora.rank": rank, "lora.targets": targets, "train.batch_size": batch_size,
+        "train.gradient_checkpointing": gradient_checkpointing})
+    bb = load_backbone(config.backbone, config.device, config.dtype)
+    _header(bb, config)
+    encode = []
+    with _timer(bb.device, encode):
+        trainer = LoraTrainer(bb, _random_videos(config, batch_size), config)
+    lora_params = sum(p.numel() for p in trainer.params)
+
+    with FlopCounterMode(display=False) as counter:  # one real step, counted: forward + backward as executed
+        trainer.train_step(*trainer.draw_batch())
+    step_flops = counter.get_total_flops()
+
+    clock = _TransformerClock(bb)
+    totals, backwards = [], []
+    for _ in range(steps):
+        batch = trainer.draw_batch()
+        with _timer(bb.device, totals):
+            loss = trainer.loss(*batch)
+            with _timer(bb.device, backwards):
+                loss.backward()
+            trainer.optimizer.step()
+            trainer.optimizer.zero_grad(set_to_none=True)
+    clock.close()
+    step = sum(totals) / steps
+    in_transformer = (clock.seconds + sum(backwards)) / steps
+    peak = _matmul_peak(bb.device, bb.dtype)
+    forward = bb.forward_flops(frames, height, width)
+    _figures([
+        ("LoRA parameters", f"{lora_params:,} (rank {rank}, {targets})"),
+        ("encode once (VAE + prompt)", f"{encode[0]:.3f} s for {batch_size} videos, outside the loop"),
+        ("time per training step", f"{step:.4f} s (batch {batch_size}, mean of {steps})"),
+        ("outside the transformer", f"{100 * max(step - in_transformer, 0.0) / step:.1f}% of a step"),
+        ("peak memory", _peak_memory(bb.device)),
+        ("FLOPs per forward", f"{forward:.4g} (batch 1, FlopCounterMode)"),
+        ("FLOPs per training step", f"{step_flops:.4g} (forward + backward, batch {batch_size}, counted)"),
+        ("achieved", f"{step_flops / step / 1e12:.4f} TFLOP/s"),
+        ("device matmul peak", f"{peak / 1e12:.4f} TFLOP/s ({str(bb.dtype).removeprefix('torch.')} matmul measured now)"),
+        ("fraction of peak", f"{100 * step_flops / step / peak:.1f}%"),
+    ])
+
+
+@bench_app.command("sample")
+def bench_sample(
+    backbone: str = BACKBONE,
+    frames: int = FRAMES,
+    height: int = HEIGHT,
+    width: int = WIDTH,
+    steps: int = typer.Option(4, help="Denoising steps per video."),
+    batch_size: int = typer.Option(1, help="First frames per pipeline call."),
+    rank: int = typer.Option(64, help="LoRA rank of the adapter sampled with (0 = base model)."),
+    repeats: int = typer.Option(2, help="Timed pipeline calls (after one warm-up call)."),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+) -> None:
+    """Time sampling: per denoising step, share outside the transformer (VAE, scheduler), memory, FLOPs, fraction of peak."""
+    from arcvdm.backbones import load_backbone
+    from arcvdm.sample import generate
+    from arcvdm.train import LoraTrainer
+
+    config = _config(backbone, frames, height, width, device, dtype, **{
+        "sample.steps": steps, "sample.batch_size": batch_size, "lora.rank": max(rank, 1)})
+    bb = load_backbone(config.backbone, config.device, config.dtype)
+    _header(bb, config)
+    videos = _random_videos(config, batch_size)
+    if rank > 0:
+        LoraTrainer(bb, videos[:1], config)  # an adapter on the attention, as when sampling a checkpoint
+    first_frames = [v[0] for v in videos]
+    generate(bb, first_frames, config)  # warm-up
+    clock = _TransformerClock(bb)
+    totals = []
+    for _ in range(repeats):
+        with _timer(bb.device, totals):
+            generate(bb, first_frames, config)
+    clock.close()
+    call = sum(totals) / repeats
+    forward = bb.forward_flops(frames, height, width)
+    achieved = forward * batch_size * steps * repeats / clock.seconds
+    peak = _matmul_peak(bb.device, bb.dtype)
+    _figures([
+        ("time per pipeline call", f"{call:.4f} s ({batch_size} video(s), {steps} steps, mean of {repeats})"),
+        ("time per sampling step", f"{call / steps:.4f} s"),
+        ("outside the transformer", f"{100 * max(call - clock.seconds / repeats, 0.0) / call:.1f}% of a call (VAE, scheduler)"),
+        ("peak memory", _peak_memory(bb.device)),
+        ("FLOPs per forward", f"{forward:.4g} (batch 1, FlopCounterMode)"),
+        ("achieved in the transformer", f"{achieved / 1e12:.4f} TFLOP/s"),
+        ("device matmul peak", f"{peak / 1e12:.4f} TFLOP/s ({str(bb.dtype).removeprefix('torch.')} matmul measured now)"),
+        ("fraction of peak", f"{100 * achieved / peak:.1f}%"),
+    ])

@@ -1,1 +1,60 @@
-"""Commands (placeholder until its issue lands)."""
+"""Commands `arcvdm inspect RUN TASK_ID` (terminal view of one problem) and `arcvdm report RUN` (static HTML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from arcvdm.cli.app import app
+from arcvdm.cli.score import DATA_DIR_HELP, DATASET_HELP
+from arcvdm.errors import ArcvdmError
+
+
+@app.command("inspect")
+def inspect_command(
+    run: Path = typer.Argument(..., help="A run folder."),
+    task_id: str = typer.Argument(..., help="The problem to show."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+) -> None:
+    """Show one problem in colour: train pairs, test input, ground truth, attempts and each checkpoint with ✓/✗."""
+    from arcvdm.formats import load_predictions
+    from arcvdm.report.inspect import print_problem
+    from arcvdm.scoring import load_answers
+
+    pset = load_predictions(run)
+    spec = dataset or pset.dataset
+    if spec is None:
+        raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
+    tasks = load_answers(spec, data_dir)
+    if task_id not in tasks:
+        raise ArcvdmError(f"{spec}: no task '{task_id}'; the run has {', '.join(sorted(pset.records)[:5]) or 'no problems'}")
+    print_problem(tasks[task_id], pset.records.get(task_id), Console())
+
+
+@app.command("report")
+def report_command(
+    run: Path = typer.Argument(..., help="A run folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/report)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+) -> None:
+    """Write a static HTML report (index with sortable, filterable problems; one page per problem) that opens from disk."""
+    from arcvdm.formats import load_predictions
+    from arcvdm.report.html import write_report
+    from arcvdm.scoring import load_answers
+
+    pset = load_predictions(run)
+    if pset.kind != "run":
+        raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
+    spec = dataset or pset.dataset
+    tasks = None
+    if pset.family == "arc":
+        if spec is None:
+            raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
+        tasks = load_answers(spec, data_dir)
+    index = write_report(pset, tasks, out or run / "report")
+    Console().print(f"wrote {index}", highlight=False)

@@ -1,1 +1,92 @@
-"""Commands (placeholder until its issue lands)."""
+"""Commands `arcvdm score`, `arcvdm compare` and `arcvdm export`: score prediction sets, compare them, convert them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from arcvdm.cli.app import app
+from arcvdm.errors import ArcvdmError
+
+DATASET_HELP = "Dataset name (arc-agi-1/evaluation, conceptarc, ...) or a task folder. Optional for run folders: read from config.json."
+DATA_DIR_HELP = "Folder holding the datasets (default: $ARCVDM_DATA, then the user cache)."
+
+
+def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[str], attempts: Optional[int] = None):
+    """Read each prediction set and score it; the dataset comes from --dataset or the first run folder's config."""
+    from arcvdm.formats import load_predictions
+    from arcvdm.scoring import load_answers, score
+
+    psets = [load_predictions(p) for p in paths]
+    seen: dict[str, int] = {}
+    for p in psets:  # two sets with the same name (two `submissions` folders) must stay apart in tables
+        seen[p.name] = seen.get(p.name, 0) + 1
+        if seen[p.name] > 1:
+            p.name = f"{p.name} ({seen[p.name]})"
+    spec = dataset or next((p.dataset for p in psets if p.dataset), None)
+    arc = [p for p in psets if p.family == "arc"]
+    if arc and spec is None:
+        raise ArcvdmError(f"{arc[0].path}: no dataset given and none recorded in a config.json: pass --dataset NAME_OR_PATH")
+    tasks = load_answers(spec, data_dir) if arc else None
+    return spec, [score(p, tasks, attempts) for p in psets], psets
+
+
+@app.command("score")
+def score_command(
+    predictions: Path = typer.Argument(..., help="A run folder, a folder of <task_id>.json (arc-agi-benchmarking) or a Kaggle submission.json."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    attempts: Optional[int] = typer.Option(None, "--attempts", help="Count only attempts 1..N (default: all given)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Score predictions: strict per-task, per-output, pass@k, lenient levels (and per concept on ConceptARC)."""
+    from arcvdm.report.tables import print_score
+
+    _, (result,), _ = load_scored([predictions], dataset, data_dir, attempts)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print_score(result, Console())
+
+
+@app.command("compare")
+def compare_command(
+    predictions: list[Path] = typer.Argument(..., help="Two or more prediction sets (run folders, submission folders or files)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Compare prediction sets side by side with the published reference rows, and which problems each solves."""
+    from arcvdm.compare import compare
+    from arcvdm.report.tables import print_comparison
+
+    spec, scores, _ = load_scored(predictions, dataset, data_dir)
+    comparison = compare(scores, spec or "")
+    if as_json:
+        print(json.dumps(comparison.to_dict()))
+    else:
+        print_comparison(comparison, Console())
+
+
+@app.command("export")
+def export_command(
+    run: Path = typer.Argument(..., help="A run folder (or any prediction set) to convert."),
+    fmt: str = typer.Option(..., "--format", "-f", help="kaggle (one submission.json) or arc-agi-benchmarking (one <task_id>.json per task)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (kaggle) or folder (arc-agi-benchmarking)."),
+) -> None:
+    """Write a run's attempts as a Kaggle submission.json or an arc-agi-benchmarking submissions folder."""
+    from arcvdm.formats import load_predictions, write_arc_agi_benchmarking, write_kaggle
+
+    pset = load_predictions(run)
+    if fmt == "kaggle":
+        write_kaggle(pset, out)
+        written = f"{out} ({len(pset.tasks)} tasks)"
+    elif fmt == "arc-agi-benchmarking":
+        written = f"{len(write_arc_agi_benchmarking(pset, out))} task files in {out}"
+    else:
+        raise ArcvdmError(f"unknown export format '{fmt}': use --format kaggle or --format arc-agi-benchmarking")
+    Console().print(f"wrote {written}", highlight=False)

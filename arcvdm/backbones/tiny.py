@@ -1,0 +1,120 @@
+"""Seeded random CogVideoX1.5-style image-to-video pipelines built from configs alone (no download): tests and CPU demos."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+
+from arcvdm.config import NEUTRAL_PROMPT
+
+# The 5B models' scheduler (CogVideoX1.5-5B-I2V scheduler/scheduler_config.json).
+SCHEDULER_5B = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    snr_shift_scale=1.0,
+    timestep_spacing="trailing",
+    clip_sample=False,
+    set_alpha_to_one=True,
+    steps_offset=0,
+)
+
+# The diffusers test-suite's dummy VAE sizes plus the 1.5 latent convention (scale 0.7, inverted for images).
+TINY_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("CogVideoXDownBlock3D",) * 4,
+    up_block_types=("CogVideoXUpBlock3D",) * 4,
+    block_out_channels=(8, 8, 8, 8),
+    latent_channels=4,
+    layers_per_block=1,
+    norm_num_groups=2,
+    temporal_compression_ratio=4,
+    scaling_factor=0.7,
+    invert_scale_latents=True,
+)
+
+TINY_TEXT_DIM = 32
+
+
+def tiny_transformer_config(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16) -> dict:
+    """A CogVideoX1.5 I2V transformer config: same wiring as the 5B model (patch_t 2, ofs, rotary), toy widths."""
+    latent_channels = TINY_VAE["latent_channels"]
+    return dict(
+        num_attention_heads=num_heads,
+        attention_head_dim=head_dim,  # rotary embeddings split it three ways: keep it a multiple of 16
+        in_channels=2 * latent_channels,  # noisy video latents + image latents, concatenated on channels
+        out_channels=latent_channels,
+        num_layers=num_layers,
+        time_embed_dim=16,
+        ofs_embed_dim=16,
+        text_embed_dim=TINY_TEXT_DIM,
+        max_text_seq_length=226,
+        patch_size=2,
+        patch_size_t=2,
+        patch_bias=False,
+        sample_width=300,
+        sample_height=300,
+        sample_frames=81,
+        temporal_compression_ratio=4,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=False,
+    )
+
+
+def tiny_tokenizer():
+    """A T5 tokenizer with an in-memory unigram vocabulary: the neutral prompt's words, then single characters."""
+    from transformers import T5Tokenizer
+
+    vocab, seen = [], set()
+    words = ["▁" + w for w in NEUTRAL_PROMPT.lower().replace(".", " .").split()]
+    for piece, score in [(p, 0.0) for p in ("<pad>", "</s>", "<unk>", "▁")] + [(w, -1.0) for w in words] + [
+        (c, -10.0) for c in string.ascii_letters + string.digits + string.punctuation
+    ]:
+        if piece not in seen:  # a repeated piece would silently shadow an id
+            seen.add(piece)
+            vocab.append((piece, score))
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
+    """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDPMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=TINY_TEXT_DIM,
+            d_ff=37,
+            d_kv=8,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLCogVideoX(**TINY_VAE)
+    torch.manual_seed(seed + 2)
+    transformer = CogVideoXTransformer3DModel(**tiny_transformer_config(num_layers, num_heads, head_dim))
+    scheduler = CogVideoXDPMScheduler(**SCHEDULER_5B)
+    pipe = CogVideoXImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+    )
+    for model in (text_encoder, vae, transformer):
+        model.eval()  # as from_pretrained leaves them: T5's dropout would otherwise perturb the prompt embedding
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

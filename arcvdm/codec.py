@@ -1,0 +1,288 @@
+"""Grid <-> RGB frame codec: the official ARC palette on a black canvas with 2-px grey grid lines, two layouts.
+
+`centered` (the paper's): each grid centred on the canvas; decoding needs the output shape.
+`anchored` (size-free): every grid starts at the same top-left origin with the same cell size, and a reserved
+white marker fills the cells one column right of and one row below the grid, so the decoder reads the size
+from the frame alone.
+
+The cell size comes only from what a solver may see (`Task.visible_grids()`): the largest that fits every
+visible grid, capped at 50 px. A grid that does not fit at that size (a test output larger than anything
+visible) is drawn with the largest cell size that fits it from the same origin; that size is a function of
+the plan and the grid's own shape, so decoding recovers it without looking at the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from arcvdm.errors import ArcvdmError
+from arcvdm.tasks import MAX_SIDE, Grid, Task
+
+Layout = Literal["centered", "anchored"]
+LAYOUTS: tuple[str, ...] = ("centered", "anchored")
+
+PALETTE = np.array(
+    [
+        [0, 0, 0],  # 0 black
+        [0, 116, 217],  # 1 blue
+        [255, 65, 54],  # 2 red
+        [46, 204, 64],  # 3 green
+        [255, 220, 0],  # 4 yellow
+        [170, 170, 170],  # 5 grey
+        [240, 18, 190],  # 6 magenta
+        [255, 133, 27],  # 7 orange
+        [127, 219, 255],  # 8 light blue
+        [135, 12, 37],  # 9 maroon
+    ],
+    dtype=np.uint8,
+)
+PALETTE.flags.writeable = False
+LINE = np.array([85, 85, 85], dtype=np.uint8)
+# White is outside the palette and at least 133 RGB units from every palette colour and the line grey
+# (the closest are 8 light blue and 5 grey), so it survives noise, shifts and JPEG as a distinct class.
+MARKER = np.array([255, 255, 255], dtype=np.uint8)
+MARKER_LABEL = 10
+LINE_PX = 2
+MAX_CELL = 50
+MIN_CELL = 4  # below this a cell has no interior left once the pixels next to the lines are skipped
+
+# Colours indexed by the label used while rendering: 0-9 palette, 10 marker, 11 line.
+_TABLE = np.concatenate([PALETTE, MARKER[None], LINE[None]])
+_LINE_LABEL = 11
+
+
+@dataclass(frozen=True)
+class CanvasPlan:
+    """Where grids go on the canvas: one cell size for a task; `origin` is the anchored top-left corner."""
+
+    layout: Layout
+    height: int
+    width: int
+    cell: int
+    rows: int  # the largest visible grid's rows and columns the cell size was chosen for
+    cols: int
+    origin: tuple[int, int] | None = None
+
+    def cell_for(self, shape: tuple[int, int]) -> int:
+        """The cell size a grid of `shape` is drawn with: the plan's, or smaller if the grid would not fit."""
+        r, c = shape
+        if self.layout == "centered":
+            fit = _fit(r, c, self.height, self.width)
+        else:
+            top, left = self.origin  # type: ignore[misc]
+            fit = _fit(r + 1, c + 1, self.height - top, self.width - left)
+        return min(self.cell, fit)
+
+    def geometry(self, shape: tuple[int, int]) -> tuple[int, int, int]:
+        """(top, left, cell) of the block holding a grid of `shape`; raises if it cannot fit."""
+        cell = self.cell_for(shape)
+        if cell < MIN_CELL:
+            raise ArcvdmError(
+                f"a {shape[0]}x{shape[1]} grid does not fit a {self.height}x{self.width} {self.layout} canvas "
+                f"(cells would be {cell} px, at least {MIN_CELL} needed): use a larger --height/--width"
+            )
+        if self.layout == "anchored":
+            return (*self.origin, cell)  # type: ignore[return-value]
+        rows, cols = shape
+        return (self.height - _extent(rows, cell)) // 2, (self.width - _extent(cols, cell)) // 2, cell
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded frame: `grid`, or `reason` saying why no grid could be read. `shift` is the colour offset removed."""
+
+    grid: Grid | None
+    reason: str | None = None
+    shift: tuple[float, float, float] | None = None
+
+
+def _extent(cells: int, cell: int) -> int:
+    return cells * (cell + LINE_PX) + LINE_PX
+
+
+def _fit(rows: int, cols: int, height: int, width: int) -> int:
+    return min((height - LINE_PX * (rows + 1)) // rows, (width - LINE_PX * (cols + 1)) // cols, MAX_CELL)
+
+
+def _check_canvas(height: int, width: int) -> None:
+    if height <= 0 or width <= 0 or height % 16 or width % 16:
+        raise ArcvdmError(f"canvas {height}x{width}: height and width must be positive multiples of 16")
+
+
+def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centered", height: int = 480, width: int = 480) -> CanvasPlan:
+    """One cell size for all `grids`: the largest that fits each of them (anchored: with its marker), cap 50 px."""
+    if layout not in LAYOUTS:
+        raise ArcvdmError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    _check_canvas(height, width)
+    shapes = [np.shape(g.array if isinstance(g, Grid) else g) for g in grids]
+    if not shapes:
+        raise ArcvdmError("cannot plan a canvas for no grids: a task needs at least one visible grid")
+    rows, cols = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    extra = 1 if layout == "anchored" else 0  # room for the marker row and column
+    cell = _fit(rows + extra, cols + extra, height, width)
+    if cell < MIN_CELL:
+        raise ArcvdmError(f"{rows}x{cols} grids need cells of at least {MIN_CELL} px: use a larger --height/--width than {height}x{width}")
+    origin = None
+    if layout == "anchored":
+        # Centre the largest visible grid with its marker; smaller grids and outputs share its top-left corner.
+        origin = ((height - _extent(rows + 1, cell)) // 2, (width - _extent(cols + 1, cell)) // 2)
+    return CanvasPlan(layout, height, width, cell, rows, cols, origin)
+
+
+def plan_for_task(task: Task, layout: Layout = "centered", height: int = 480, width: int = 480) -> CanvasPlan:
+    """The plan over what a solver may see (train pairs and test inputs): never the test outputs."""
+    return plan_for_grids(task.visible_grids(), layout, height, width)
+
+
+def render(grid: Grid | np.ndarray, plan: CanvasPlan) -> np.ndarray:
+    """Draw `grid` as a uint8 [H, W, 3] frame following `plan`."""
+    cells = np.asarray(grid.array if isinstance(grid, Grid) else grid, dtype=np.uint8)
+    rows, cols = cells.shape
+    top, left, cell = plan.geometry((rows, cols))
+    if plan.layout == "anchored":
+        labelled = np.full((rows + 1, cols + 1), MARKER_LABEL, dtype=np.uint8)
+        labelled[:rows, :cols] = cells
+        cells = labelled
+    ys, in_y = _lattice(cells.shape[0], cell)
+    xs, in_x = _lattice(cells.shape[1], cell)
+    block = np.where(in_y[:, None] & in_x[None, :], cells[ys][:, xs], _LINE_LABEL)
+    labels = np.zeros((plan.height, plan.width), dtype=np.uint8)  # 0 = black canvas
+    labels[top : top + block.shape[0], left : left + block.shape[1]] = block
+    return _TABLE[labels]
+
+
+def _lattice(n: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of a block of `n` cells: the cell index it belongs to and whether it is inside a cell."""
+    pos = np.arange(_extent(n, cell)) - LINE_PX
+    index = np.clip(pos // (cell + LINE_PX), 0, n - 1)
+    inside = (pos >= 0) & (pos % (cell + LINE_PX) < cell)
+    return index, inside
+
+
+def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, cols: int) -> np.ndarray:
+    """Median colour of each cell's interior (skipping the pixels next to the lines): float [rows, cols, 3]."""
+    period = cell + LINE_PX
+    margin = max(1, cell // 4)
+    y0, x0 = top + LINE_PX, left + LINE_PX
+    block = frame[y0 : y0 + rows * period, x0 : x0 + cols * period].reshape(rows, period, cols, period, 3)
+    inner = block[:, margin : cell - margin, :, margin : cell - margin]
+    inner = inner.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
+    return np.median(inner, axis=2)
+
+
+def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest reference colour per cell; with correction, remove the mean offset to the nearest colours and redo.
+
+    Returns (labels, offset). Generated frames drift in colour as a whole, so one global offset is estimated.
+    """
+    refs = references.astype(np.float64)
+    offset = np.zeros(3)
+    labels = _nearest(colours, refs)
+    for _ in range(3 if color_correction else 0):
+        new_offset = (colours - refs[labels]).reshape(-1, 3).mean(axis=0)
+        new_labels = _nearest(colours - new_offset, refs)
+        offset = new_offset
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+    return labels, offset
+
+
+def _nearest(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    return ((colours[..., None, :] - refs) ** 2).sum(-1).argmin(-1)
+
+
+def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = None, color_correction: bool = True) -> Decoded:
+    """Read a grid back from `frame`. `centered` needs `shape`; `anchored` reads it from the marker when None.
+
+    Never raises on a bad frame: the reason is returned instead.
+    """
+    frame = np.asarray(frame)
+    if frame.shape != (plan.height, plan.width, 3):
+        return Decoded(None, f"frame is {'x'.join(map(str, frame.shape))}, the plan expects {plan.height}x{plan.width}x3")
+    if not np.issubdtype(frame.dtype, np.number) or not np.isfinite(frame).all():
+        return Decoded(None, f"frame has non-finite or non-numeric values ({frame.dtype})")
+    if shape is not None:
+        if len(shape) != 2 or not all(1 <= int(s) <= MAX_SIDE for s in shape):
+            return Decoded(None, f"output shape {tuple(shape)} is not a valid grid shape (1-{MAX_SIDE} per side)")
+        return _decode_known(frame, plan, (int(shape[0]), int(shape[1])), color_correction)
+    if plan.layout == "centered":
+        return Decoded(None, "the centered layout needs the output shape (pass shape, or use the anchored layout)")
+    return _decode_anchored(frame, plan, color_correction)
+
+
+def _decode_known(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int], color_correction: bool) -> Decoded:
+    try:
+        top, left, cell = plan.geometry(shape)
+    except ArcvdmError as e:
+        return Decoded(None, str(e))
+    rows, cols = shape
+    refs = PALETTE
+    if plan.layout == "anchored":  # read the marker cells too: they anchor the colour correction
+        rows, cols, refs = rows + 1, cols + 1, np.concatenate([PALETTE, MARKER[None]])
+    colours = cell_colours(frame, top, left, cell, rows, cols)
+    labels, offset = classify(colours, refs, color_correction)
+    grid = _palette_labels(colours - offset, labels)[: shape[0], : shape[1]]
+    return Decoded(Grid.from_array(grid), None, _as_shift(offset))
+
+
+def _palette_labels(colours: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Labels with any marker-coloured cell replaced by its nearest palette colour."""
+    stray = labels == MARKER_LABEL
+    if stray.any():
+        labels = labels.copy()
+        labels[stray] = _nearest(colours[stray], PALETTE.astype(np.float64))
+    return labels
+
+
+def _decode_anchored(frame: np.ndarray, plan: CanvasPlan, color_correction: bool) -> Decoded:
+    """Find the marker: at the plan's cell size first, then at the smaller sizes used for grids that overflow it."""
+    top, left = plan.origin  # type: ignore[misc]
+    refs = np.concatenate([PALETTE, MARKER[None]])
+    best = (0.0, plan.cell)
+    for cell in range(plan.cell, MIN_CELL - 1, -1):
+        rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // (cell + LINE_PX))
+        cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // (cell + LINE_PX))
+        if rows < 2 or cols < 2:
+            continue
+        colours = cell_colours(frame, top, left, cell, rows, cols)
+        labels, offset = classify(colours, refs, color_correction)
+        (h, w), score = _find_marker(labels == MARKER_LABEL)
+        # A grid is drawn with a smaller cell only when it overflows the plan's: anything else is a misreading.
+        if score == 1.0 and plan.cell_for((h, w)) == cell:
+            grid = _palette_labels(colours[:h, :w] - offset, labels[:h, :w])
+            return Decoded(Grid.from_array(grid), None, _as_shift(offset))
+        if cell == plan.cell:
+            best = (score, cell)
+            lenient = (h, w, colours, labels, offset)
+    score, cell = best
+    if score >= 0.75:  # a generated frame may blur a few marker cells: accept a mostly intact L at the plan's size
+        h, w, colours, labels, offset = lenient
+        if plan.cell_for((h, w)) == plan.cell:
+            grid = _palette_labels(colours[:h, :w] - offset, labels[:h, :w])
+            return Decoded(Grid.from_array(grid), None, _as_shift(offset))
+    return Decoded(None, f"no extent marker found (best match {score:.0%} of the marker cells at {cell} px cells)")
+
+
+def _find_marker(marker: np.ndarray) -> tuple[tuple[int, int], float]:
+    """The (rows, cols) whose L of marker cells (row `rows`, cols 0..cols; col `cols`, rows 0..rows-1) matches best.
+
+    Scored as the fraction of the L's cells that are marker; vectorised with cumulative sums over the lattice.
+    """
+    m = marker.astype(np.int32)
+    along_row = np.cumsum(m, axis=1)  # along_row[h, w] = marker cells in row h, cols 0..w
+    down_col = np.cumsum(m, axis=0)  # down_col[h, w] = marker cells in col w, rows 0..h
+    n_rows, n_cols = m.shape
+    h = np.arange(1, n_rows)[:, None]
+    w = np.arange(1, n_cols)[None, :]
+    hits = along_row[h, w] + down_col[h - 1, w]
+    score = hits / (w + 1 + h)
+    i, j = np.unravel_index(np.argmax(score), score.shape)
+    return (int(i) + 1, int(j) + 1), float(score[i, j])
+
+
+def _as_shift(offset: np.ndarray) -> tuple[float, float, float]:
+    return tuple(round(float(v), 2) for v in offset)  # type: ignore[return-value]

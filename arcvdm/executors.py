@@ -1,0 +1,216 @@
+"""Where a dataset run's problems execute: in this process, one worker per local GPU, or a submitit job array (SLURM).
+
+Every executor ends in the same worker, `solve_tasks`, which writes `problems/<id>.json` itself,
+so resume and scoring never care where a problem ran.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from arcvdm.config import RunConfig
+from arcvdm.errors import ArcvdmError
+from arcvdm.io import atomic_write_json
+from arcvdm.registry import Registry
+from arcvdm.tasks import Task
+
+OnDone = Callable[[str], None]
+POLL_S = 1.0
+
+
+def problem_path(out: Path, task_id: str) -> Path:
+    return Path(out) / "problems" / f"{task_id}.json"
+
+
+def failed_record(task_id: str, error: BaseException | str, config: RunConfig, concept: str | None = None) -> dict:
+    """The problem JSON of a failure: the same envelope as a finished problem, with the reason as status."""
+    if isinstance(error, BaseException):
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        reason = f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    else:
+        reason, trace = error, None
+    return {
+        "task_id": task_id,
+        "family": config.family,
+        "concept": concept,
+        "status": f"failed: {reason}",
+        "seed": config.train.seed,
+        "traceback": trace,
+    }
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG from the config before each problem, so a problem's result never depends on the ones before it."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _free_accelerator_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def solve_and_record(task: Task, config: RunConfig, backbone: Any, out: Path, progress: Any = None) -> dict:
+    """Solve one problem from a clean state and write its JSON atomically; any exception becomes a failed record."""
+    from arcvdm.solver import solve_problem
+
+    images = Path(out) / "problems" / task.id
+    shutil.rmtree(images, ignore_errors=True)  # a redo must not inherit PNGs from an interrupted attempt
+    try:
+        seed_everything(config.train.seed)
+        result = solve_problem(task, config, backbone, out_dir=images, progress=progress)
+        result = {"task_id": task.id, **result}
+    except Exception as e:  # NaN loss, out of memory, decode errors...: recorded, and the run goes on
+        result = failed_record(task.id, e, config, task.concept)
+        _free_accelerator_memory()
+    atomic_write_json(problem_path(out, task.id), result)
+    return result
+
+
+def solve_tasks(tasks: list[Task], config: RunConfig, out: str | Path, on_done: OnDone | None = None,
+                progress: Any = None) -> list[str]:
+    """The worker: load the backbone once, then solve each task in turn. Returns each problem's status."""
+    from arcvdm.backbones import load_backbone
+
+    out = Path(out)
+    try:
+        backbone = load_backbone(config.backbone, config.device, config.dtype)
+    except Exception as e:  # a backbone that cannot load fails every problem of this worker, with the reason
+        statuses = []
+        for task in tasks:
+            record = failed_record(task.id, e, config, task.concept)
+            atomic_write_json(problem_path(out, task.id), record)
+            statuses.append(record["status"])
+            if on_done:
+                on_done(task.id)
+        return statuses
+    statuses = []
+    for task in tasks:
+        statuses.append(solve_and_record(task, config, backbone, out, progress)["status"])
+        if on_done:
+            on_done(task.id)
+    return statuses
+
+
+# ---------------------------------------------------------------- executors
+
+Executor = Callable[[list[Task], RunConfig, Path, OnDone], None]
+EXECUTORS: Registry[Executor] = Registry("executor")
+
+
+def visible_gpus() -> list[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+@EXECUTORS.register("local")
+def run_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
+    """One worker per visible GPU (each its own CUDA_VISIBLE_DEVICES); in this process on CPU or a single GPU."""
+    # A device named by the user (cpu, mps, cuda:1) means this process only.
+    gpus = visible_gpus() if config.device in (None, "cuda") else []
+    if len(gpus) <= 1:
+        solve_tasks(tasks, config, out, on_done, progress=True)
+        return
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=out / "workers")
+    jobs = []
+    for i, gpu in enumerate(gpus):
+        shard = tasks[i :: len(gpus)]
+        if not shard:
+            continue
+        # A shard runs its problems one after another: give it the per-problem time limit for each.
+        executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu], timeout_min=config.slurm.time_min * len(shard))
+        jobs.append((executor.submit(solve_tasks, shard, config, str(out)), shard))
+    _wait(jobs, config, out, on_done)
+
+
+@EXECUTORS.register("slurm")
+def run_slurm(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
+    """One SLURM job array: one problem per array task, one GPU each; logs under <out>/slurm/."""
+    if shutil.which("sbatch") is None:
+        raise ArcvdmError("--executor slurm needs a SLURM cluster (no `sbatch` on PATH): run on a login node, "
+                          "or use --executor local")
+    _run_array(slurm_executor(config, out), tasks, config, out, on_done)
+
+
+@EXECUTORS.register("submitit-local")
+def run_submitit_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
+    """The job-array path of `slurm` through submitit's LocalExecutor: proves both write the same files."""
+    import submitit
+
+    executor = submitit.LocalExecutor(folder=out / "slurm")
+    executor.update_parameters(timeout_min=config.slurm.time_min)
+    _run_array(executor, tasks, config, out, on_done)
+
+
+def slurm_executor(config: RunConfig, out: Path) -> Any:
+    """A submitit SlurmExecutor with the SLURM options of `config.slurm` (one GPU, one task per array element)."""
+    import submitit
+
+    s = config.slurm
+    executor = submitit.SlurmExecutor(folder=Path(out) / "slurm")
+    options = {
+        "job_name": f"arcvdm-{Path(out).name}",
+        "time": s.time_min,
+        "gpus_per_node": s.gpus_per_node,
+        "cpus_per_task": s.cpus_per_task,
+        "mem": f"{s.mem_gb}GB",
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "array_parallelism": s.array_parallelism,
+    }
+    options.update({k: v for k, v in {"partition": s.partition, "account": s.account, "qos": s.qos,
+                                      "constraint": s.constraint}.items() if v})
+    executor.update_parameters(**options)
+    return executor
+
+
+def _run_array(executor: Any, tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
+    jobs = executor.map_array(solve_tasks, [[t] for t in tasks], [config] * len(tasks), [str(out)] * len(tasks))
+    _wait(list(zip(jobs, [[t] for t in tasks])), config, out, on_done)
+
+
+def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_done: OnDone) -> None:
+    """Report problems as their files appear; a job that died without writing gets a failed record from here.
+
+    The runner removes the stale records of pending problems first, so a file that exists is this run's result.
+    """
+    reported: set[str] = set()
+
+    def report_new() -> None:
+        for _, shard in jobs:
+            for task in shard:
+                if task.id not in reported and problem_path(out, task.id).exists():
+                    reported.add(task.id)
+                    on_done(task.id)
+
+    while not all(job.done() for job, _ in jobs):
+        report_new()
+        time.sleep(POLL_S)
+    report_new()
+    for job, shard in jobs:
+        error = job.exception()
+        for task in shard:
+            if task.id in reported:
+                continue
+            reason = (f"worker died: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
+                      if error else "worker ended without writing a result")
+            atomic_write_json(problem_path(out, task.id), failed_record(task.id, reason, config, task.concept))
+            reported.add(task.id)
+            on_done(task.id)

@@ -1,0 +1,213 @@
+"""Prediction sets in and out: arcvdm run folders, arc-agi-benchmarking folders and Kaggle `submission.json`.
+
+Every reader returns a `PredictionSet`: per task, one list of attempts per test input. A file that cannot be
+read (not JSON, not a list) is kept as *unusable* with a one-line reason, and an attempt that is not a valid
+ARC grid (ragged rows, values outside 0-9, more than 30 rows) becomes `None` with a reason: the scorer
+counts both as wrong and reports them by file. Sibling attempts of a bad one still count, as upstream's
+scorer does (o1-high's 157.0/400 includes such tasks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcvdm.errors import ArcvdmError, TaskFormatError
+from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.tasks import Grid, check_grid
+
+_ATTEMPT_KEY = re.compile(r"^attempt_([1-9][0-9]*)$")
+
+Attempts = list[Grid | None]  # attempt_1, attempt_2, ... of one test input; None = no (valid) answer
+
+
+@dataclass
+class TaskPredictions:
+    """What a prediction set says about one task. `unusable` = the whole file is wrong (reason in `issues`)."""
+
+    task_id: str
+    source: str
+    entries: list[Attempts] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+    unusable: bool = False
+
+    def reason(self) -> str | None:
+        """One line for the report: the first issue, and how many more there are."""
+        if not self.issues:
+            return None
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        return self.issues[0] + more
+
+
+@dataclass
+class PredictionSet:
+    """Predictions of one solver on one dataset. `records` and `config` are filled for arcvdm run folders."""
+
+    name: str
+    kind: str  # "run", "arc-agi-benchmarking" or "kaggle"
+    path: Path
+    tasks: dict[str, TaskPredictions] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # run folder: problem JSON by task id
+    config: dict[str, Any] | None = None
+
+    @property
+    def family(self) -> str:
+        """"arc", or the vision family: from config.json, else from the problem files (the vision runner's own)."""
+        configured = (self.config or {}).get("family", "arc")
+        if configured != "arc":
+            return configured
+        return next((r["family"] for r in self.records.values() if r.get("family") not in (None, "arc")), "arc")
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset a run folder was made on (config.json key "dataset")."""
+        return (self.config or {}).get("dataset")
+
+    def max_attempts(self) -> int:
+        return max((len(a) for t in self.tasks.values() for a in t.entries), default=0)
+
+    def __repr__(self) -> str:
+        return f"<PredictionSet {self.name} | {self.kind} | {len(self.tasks)} tasks>"
+
+
+def parse_attempt(value: Any, where: str) -> tuple[Grid | None, str | None]:
+    """A grid, null, or {"answer": grid, "metadata": ...} → (Grid or None, issue or None)."""
+    if isinstance(value, dict):
+        if "answer" not in value:
+            return None, f"{where}: an attempt object needs an 'answer' grid, got keys {sorted(value)}"
+        value = value["answer"]
+    if value is None:
+        return None, None
+    try:
+        check_grid(value, where)
+    except TaskFormatError as e:
+        return None, str(e)
+    return Grid.model_construct(value), None
+
+
+def parse_task_entries(data: Any, task_id: str, source: str) -> TaskPredictions:
+    """Parse one task's list (one entry per test input). Bare grids and nulls from older runs are accepted."""
+    pred = TaskPredictions(task_id=task_id, source=source)
+    if not isinstance(data, list):
+        pred.unusable = True
+        pred.issues.append(f"must be a list with one entry per test input, got {type(data).__name__}")
+        return pred
+    for i, entry in enumerate(data):
+        where = f"test {i}"
+        if entry is None:
+            pred.entries.append([])
+        elif isinstance(entry, list):  # an older run's bare grid: the single attempt
+            grid, issue = parse_attempt(entry, f"{where} attempt_1")
+            pred.entries.append([grid])
+            if issue:
+                pred.issues.append(issue)
+        elif isinstance(entry, dict):
+            numbered = {int(m.group(1)): v for k, v in entry.items() if (m := _ATTEMPT_KEY.match(k))}
+            if not numbered:
+                pred.issues.append(f"{where}: no attempt_1/attempt_2 keys (got {sorted(entry)[:4]})")
+            attempts: Attempts = [None] * max(numbered, default=0)
+            for n, value in sorted(numbered.items()):
+                attempts[n - 1], issue = parse_attempt(value, f"{where} attempt_{n}")
+                if issue:
+                    pred.issues.append(issue)
+            pred.entries.append(attempts)
+        else:
+            pred.entries.append([])
+            pred.issues.append(f"{where}: an entry must be an object with attempt_1.., got {type(entry).__name__}")
+    return pred
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return None, f"not valid JSON ({str(e).splitlines()[0]})"
+    except OSError as e:
+        return None, f"cannot be read ({e.strerror})"
+
+
+def _unusable(task_id: str, source: str, reason: str) -> TaskPredictions:
+    return TaskPredictions(task_id=task_id, source=source, issues=[reason], unusable=True)
+
+
+def load_predictions(path: str | Path, name: str | None = None) -> PredictionSet:
+    """Read a run folder, an arc-agi-benchmarking folder (or one task file) or a Kaggle submission.json."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "problems").is_dir() or (path / "config.json").is_file():
+            return _load_run(path, name)
+        return _load_benchmarking_folder(path, name)
+    if not path.is_file():
+        raise ArcvdmError(f"{path}: no such prediction file or folder; give a run folder, a folder of <task_id>.json or a submission.json")
+    data, error = _read_json(path)
+    if error:
+        raise ArcvdmError(f"{path}: {error}; a Kaggle submission must be one JSON object of task id → list of attempts")
+    if isinstance(data, list):  # a single arc-agi-benchmarking task file
+        pset = PredictionSet(name or path.stem, "arc-agi-benchmarking", path)
+        pset.tasks[path.stem] = parse_task_entries(data, path.stem, str(path))
+        return pset
+    if not isinstance(data, dict):
+        raise ArcvdmError(f"{path}: top level is {type(data).__name__}; a Kaggle submission is an object of task id → list")
+    pset = PredictionSet(name or path.stem, "kaggle", path)
+    for task_id, entries in data.items():
+        pset.tasks[task_id] = parse_task_entries(entries, task_id, f"{path}[{task_id}]")
+    return pset
+
+
+def _default_name(path: Path) -> str:
+    # upstream keeps each model's files in <model>/submissions/: name the set after the model.
+    return path.parent.name if path.name == "submissions" else path.name
+
+
+def _load_benchmarking_folder(path: Path, name: str | None) -> PredictionSet:
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise ArcvdmError(f"{path}: no <task_id>.json files here; give a run folder, a submissions folder or a submission.json")
+    pset = PredictionSet(name or _default_name(path), "arc-agi-benchmarking", path)
+    for file in files:
+        data, error = _read_json(file)
+        task = _unusable(file.stem, str(file), error) if error else parse_task_entries(data, file.stem, str(file))
+        pset.tasks[file.stem] = task
+    return pset
+
+
+def _load_run(path: Path, name: str | None) -> PredictionSet:
+    pset = PredictionSet(name or path.name, "run", path)
+    config, error = _read_json(path / "config.json") if (path / "config.json").is_file() else ({}, None)
+    if error or not isinstance(config, dict):
+        raise ArcvdmError(f"{path / 'config.json'}: {error or 'not an object'}; the run folder's config is damaged")
+    pset.config = config
+    for file in sorted((path / "problems").glob("*.json")):
+        record, error = _read_json(file)
+        if error or not isinstance(record, dict):
+            pset.tasks[file.stem] = _unusable(file.stem, str(file), error or "a problem file must be a JSON object")
+            continue
+        task_id = str(record.get("task_id", file.stem))
+        pset.records[task_id] = record
+        # A failed or unfinished problem has no attempts: the scorer counts it as missing.
+        if record.get("status") == "done" and "attempts" in record:
+            pset.tasks[task_id] = parse_task_entries(record["attempts"], task_id, str(file))
+    return pset
+
+
+def export_entries(task: TaskPredictions) -> list[dict[str, Any]]:
+    """One task's attempts as arc-agi-benchmarking entries; invalid attempts become null."""
+    return [{f"attempt_{n}": (g.root if g is not None else None) for n, g in enumerate(attempts, 1)} for attempts in task.entries]
+
+
+def write_kaggle(pset: PredictionSet, out: str | Path) -> Path:
+    """Write a Kaggle-style submission.json (task id → entries). Tasks without predictions are left out."""
+    return atomic_write_json(out, {tid: export_entries(t) for tid, t in sorted(pset.tasks.items()) if not t.unusable})
+
+
+def write_arc_agi_benchmarking(pset: PredictionSet, out_dir: str | Path) -> list[Path]:
+    """Write one `<task_id>.json` per task, the layout of arc-agi-benchmarking's submissions folders."""
+    out_dir = Path(out_dir)
+    return [
+        atomic_write_json(out_dir / f"{safe_name(tid)}.json", export_entries(t))
+        for tid, t in sorted(pset.tasks.items())
+        if not t.unusable
+    ]

@@ -1,0 +1,77 @@
+"""`arcvdm inspect RUN TASK_ID`: one problem in the terminal, in colour: train pairs, test, answers and every checkpoint."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from rich.columns import Columns
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from arcvdm.codec import PALETTE
+from arcvdm.formats import parse_attempt
+from arcvdm.tasks import Grid, Task
+
+MAX_VOTES = 8
+OK, WRONG = "[green]✓[/green]", "[red]✗[/red]"
+
+
+def grid_text(grid: Grid, colour: bool = True) -> Text:
+    """Two spaces per cell on the cell's palette colour; the colour digits when the output has no colour (a pipe)."""
+    text = Text()
+    for r, row in enumerate(grid.array):
+        for v in row:
+            red, green, blue = PALETTE[v]
+            text.append("  ", style=f"on rgb({red},{green},{blue})") if colour else text.append(f"{v} ")
+        if r < grid.shape[0] - 1:
+            text.append("\n")
+    return text
+
+
+def grid_panel(title: str, value: Any, truth: Grid | None = None, colour: bool = True) -> Panel:
+    """A grid (or the reason there is none) titled with ✓/✗ against `truth` when given."""
+    grid, issue = parse_attempt(value, title)
+    mark = "" if truth is None else (f" {OK}" if grid is not None and grid == truth else f" {WRONG}")
+    if grid is None:
+        body: Any = Text(issue or "no prediction", style="dim")
+    else:
+        body = Group(grid_text(grid, colour), Text(f"{grid.shape[0]}×{grid.shape[1]}", style="dim"))
+    return Panel(body, title=f"{title}{mark}", expand=False)
+
+
+def print_problem(task: Task, record: dict[str, Any] | None, console: Console) -> None:
+    draw = partial(grid_panel, colour=console.color_system is not None)
+    console.rule(f"{task.id}" + (f" · {task.concept}" if task.concept else ""))
+    for i, pair in enumerate(task.train):
+        console.print(Columns([draw(f"train {i} input", pair.input.root), draw(f"train {i} output", pair.output.root)]))
+    if record is None:
+        console.print("[yellow]this run has no result for this problem[/yellow]")
+    else:
+        status = record.get("status", "?")
+        steps = record.get("train_steps_run")
+        console.print(f"status: {status} · steps run: {steps} · selection: {record.get('selection')}", highlight=False)
+    for j, pair in enumerate(task.test):
+        panels = [draw(f"test {j} input", pair.input.root), draw(f"test {j} ground truth", pair.output.root if pair.output else None)]
+        attempts = (record or {}).get("attempts") or []
+        if j < len(attempts) and isinstance(attempts[j], dict):
+            panels += [draw(f"{key}", value, pair.output) for key, value in sorted(attempts[j].items())]
+        console.print(Columns(panels))
+        votes = (record or {}).get("votes")
+        if votes and j < len(votes):
+            console.print(Columns([draw(f"{v.get('count')} votes", v.get("grid"), pair.output) for v in votes[j][:MAX_VOTES]]))
+            if len(votes[j]) > MAX_VOTES:
+                console.print(f"[dim]and {len(votes[j]) - MAX_VOTES} more grids with fewer votes[/dim]")
+    for checkpoint in (record or {}).get("checkpoints") or []:
+        panels = []
+        for split, pairs in (("train", task.train), ("test", task.test)):
+            for i, entry in enumerate(checkpoint.get(split) or []):
+                truth = pairs[i].output if i < len(pairs) else None
+                value = entry.get("prediction")
+                shown = draw(f"{split} {i}", value, truth)
+                if value is None and entry.get("error"):
+                    shown = Panel(Text(entry["error"], style="dim"), title=f"{split} {i} {WRONG}", expand=False)
+                panels.append(shown)
+        console.print(f"[bold]step {checkpoint.get('step')}[/bold]")
+        console.print(Columns(panels))

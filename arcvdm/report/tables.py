@@ -1,0 +1,134 @@
+"""Rich tables for `arcvdm score` and `arcvdm compare`: one summary line, then compact tables naming each score."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from arcvdm.baselines import CONCEPTARC_SOURCE, PUBLISHED
+from arcvdm.compare import Comparison
+from arcvdm.scoring import COMPUTE_FIELDS, ArcScore, Tally, VisionScore
+
+MAX_LISTED = 10
+
+
+def pct(part: float, whole: int) -> str:
+    return f"{100 * part / whole:.2f}%" if whole else "-"
+
+
+def summary_line(s: ArcScore) -> str:
+    exact, n = s.exact, len(s.tasks)
+    return (
+        f"{s.name} on {s.dataset}: strict {exact.strict_solved}/{n} tasks ({pct(exact.strict_solved, n)}) · "
+        f"per-output {exact.per_output_score:.1f}/{n} ({pct(exact.per_output_score, n)}) · "
+        f"{exact.outputs_solved}/{s.outputs_total} test outputs · {s.attempts} attempts · "
+        f"{len(s.missing)} missing · {len(s.malformed_files)} malformed"
+    )
+
+
+def _tally_cells(t: Tally, tasks: int, outputs: int) -> list[str]:
+    return [f"{t.strict_solved} ({pct(t.strict_solved, tasks)})", f"{t.per_output_score:.1f} ({pct(t.per_output_score, tasks)})",
+            f"{t.outputs_solved}/{outputs}"]
+
+
+def print_score(s: ArcScore | VisionScore, console: Console) -> None:
+    if isinstance(s, VisionScore):
+        print_vision(s, console)
+        return
+    console.print(summary_line(s), highlight=False)
+    table = Table("level", "strict tasks", "per-output score", "test outputs", title="strict = every test output exact; "
+                  "per-output = fraction of a task's outputs exact, summed", title_justify="left")
+    n, outputs = len(s.tasks), s.outputs_total
+    for k, t in s.pass_at_k().items():
+        table.add_row(f"pass@{k}", *_tally_cells(t, n, outputs))
+    for level, t in s.lenient().items():
+        if level != "exact":
+            table.add_row(f"lenient: {level}", *_tally_cells(t, n, outputs))
+    console.print(table)
+    concepts = s.per_concept()
+    if concepts:
+        ct = Table("concept", "test outputs solved", "accuracy", "strict tasks", title="per concept (each test output on its own)", title_justify="left")
+        for concept, row in concepts.items():
+            ct.add_row(concept, f"{row['outputs_solved']}/{row['outputs_total']}", f"{row['accuracy']:.2f}", f"{row['strict_solved']}/{row['tasks']}")
+        console.print(ct)
+    if s.compute:
+        console.print("per problem: " + " · ".join(f"{k} {v:.3g}" for k, v in s.compute.items()), highlight=False)
+    _print_problems(s, console)
+
+
+def _print_problems(s: ArcScore, console: Console) -> None:
+    if s.missing:
+        console.print(f"[yellow]missing ({len(s.missing)}, counted wrong):[/yellow] {', '.join(s.missing[:MAX_LISTED])}"
+                      + (" …" if len(s.missing) > MAX_LISTED else ""), highlight=False)
+    for item in s.malformed_files[:MAX_LISTED]:
+        console.print(f"[yellow]malformed (counted wrong)[/yellow] {item['file']}: {item['reason']}", highlight=False, soft_wrap=True)
+    if len(s.malformed_files) > MAX_LISTED:
+        console.print(f"… and {len(s.malformed_files) - MAX_LISTED} more malformed files (--json lists all)")
+    if s.unknown_tasks:
+        console.print(f"[yellow]not in {s.dataset} (ignored):[/yellow] {len(s.unknown_tasks)} tasks", highlight=False)
+
+
+def print_vision(s: VisionScore, console: Console) -> None:
+    console.print(f"{s.name} ({s.family}): {s.problems} problems scored, {len(s.failed)} failed", highlight=False)
+    table = Table("metric", "mean", "std", "n", title="over problems (std with n-1)", title_justify="left")
+    for name, m in s.metrics.items():
+        table.add_row(name, f"{m['mean']:.4f}", f"{m['std']:.4f}", str(m["n"]))
+    console.print(table)
+
+
+def print_comparison(c: Comparison, console: Console) -> None:
+    arc = [s for s in c.scores if isinstance(s, ArcScore)]
+    console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
+                  "fraction of outputs exact; published rows have no predictions", highlight=False)
+    if arc:
+        k = max(s.attempts for s in arc)
+        levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]
+        compute = [f for f in (*COMPUTE_FIELDS, "total_s") if any(f in s.compute for s in arc)]
+        table = Table("set", "strict %", "strict tasks", "per-output", "outputs", *[f"pass@{i}" for i in range(1, k + 1)],
+                      *levels, *[f"{f}/problem" for f in compute], title="pass@k and lenient columns count test outputs",
+                      title_justify="left")
+        for s in arc:
+            n, exact, passes, lenient = len(s.tasks), s.exact, s.pass_at_k(), s.lenient()
+            table.add_row(
+                s.name, pct(exact.strict_solved, n), f"{exact.strict_solved}/{n}", f"{exact.per_output_score:.1f}",
+                f"{exact.outputs_solved}/{s.outputs_total}",
+                *[f"{passes[i].outputs_solved}" if i in passes else "-" for i in range(1, k + 1)],
+                *[str(lenient[lvl].outputs_solved) for lvl in levels],
+                *[f"{s.compute[f]:.3g}" if f in s.compute else "-" for f in compute],
+            )
+        for r in c.references:
+            table.add_row(f"[dim]{r.name} ({PUBLISHED})[/dim]", f"[dim]{r.value:.2f}%[/dim]", *["" for _ in table.columns[2:]])
+        console.print(table)
+        if c.references:
+            console.print(f"[dim]published rows: {c.references[0].source}[/dim]", highlight=False)
+    if c.concept_references:
+        _print_concepts(c, arc, console)
+    if c.overlaps:
+        ot = Table("A", "B", "A only", "B only", "both", title="strictly solved problems", title_justify="left")
+        for o in c.overlaps:
+            ot.add_row(o.a, o.b, str(len(o.a_only)), str(len(o.b_only)), str(len(o.both)))
+        console.print(ot)
+        console.print("solved by no other set: " + ", ".join(f"{name} {len(ids)}" for name, ids in c.unique.items()), highlight=False)
+    for s in c.scores:
+        if isinstance(s, VisionScore):
+            print_vision(s, console)
+
+
+def _print_concepts(c: Comparison, arc: list[ArcScore], console: Console) -> None:
+    tables = {s.name: s.per_concept() for s in arc}
+    refs = c.concept_references
+    table = Table("concept", *tables, *[f"[dim]{name} ({PUBLISHED})[/dim]" for name in refs],
+                  title="per-concept accuracy (test outputs on their own; all = published concepts)", title_justify="left")
+    concepts = sorted({k for t in tables.values() for k in t} | {k for r in refs.values() for k in r if k != "all"})
+    for concept in [*concepts, "all"]:
+        cells = []
+        for t in tables.values():
+            if concept == "all":  # over the published concepts only, like the reference columns
+                rows = [r for k, r in t.items() if not refs or k in refs["human"]]
+                solved, total = sum(r["outputs_solved"] for r in rows), sum(r["outputs_total"] for r in rows)
+                cells.append(f"{solved / total:.2f}" if total else "-")
+            else:
+                cells.append(f"{t[concept]['accuracy']:.2f}" if concept in t else "-")
+        table.add_row(concept, *cells, *[f"{r[concept]:.2f}" if concept in r else "-" for r in refs.values()])
+    console.print(table)
+    console.print(f"[dim]published columns: {CONCEPTARC_SOURCE}; corpus tasks only[/dim]", highlight=False)

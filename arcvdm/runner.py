@@ -1,0 +1,240 @@
+"""A dataset run: pick the problems, skip the finished ones, execute the rest, keep a running score, write the summary.
+
+Library entry point of `arcvdm run`; see `arcvdm/executors.py` for where the problems execute.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import hashlib
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arcvdm.config import RunConfig
+from arcvdm.environment import environment_info
+from arcvdm.errors import ArcvdmError, TaskFormatError
+from arcvdm.executors import EXECUTORS, failed_record, problem_path
+from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.tasks import Task
+
+# Sections that say where problems run, not what they compute: a resume may change them.
+EXECUTION_ONLY = ("slurm",)
+
+
+@dataclass
+class RunSummary:
+    """What a run invocation ended with; `summary.json` holds the same fields."""
+
+    dataset: str
+    out: str
+    executor: str
+    problems: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # already done before this invocation (resume)
+    test_solved: int = 0  # strict per task, from the dataset's test outputs: a running display, not the score
+    failures: dict[str, str] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        return (f"{self.problems} problems: {self.done} done ({self.skipped} skipped as already done), "
+                f"{self.failed} failed; test solved {self.test_solved}/{self.problems} (strict, running display; "
+                f"`arcvdm score {self.out}` for the score) in {self.elapsed_s:.0f} s")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "test_solved_strict": self.test_solved,
+                "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass
+class Problem:
+    """One entry of the run: a task to solve, or a reason it cannot be (malformed file, unsafe id)."""
+
+    key: str  # the file name under problems/ (the task id) or, for an unsafe id, a sanitised key for the summary
+    task: Task | None = None
+    error: str | None = None
+    writable: bool = True  # False for unsafe ids: nothing is written under their name
+
+
+def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] | None = None,
+                limit: int | None = None, resume: bool = True, executor: str = "local",
+                data_dir: str | None = None, log=print) -> RunSummary:
+    """Solve every selected problem of `spec` into the run folder `out` and return the summary."""
+    from arcvdm.datasets import load_dataset
+
+    execute = EXECUTORS.get(executor)
+    out = Path(out)
+    started = time.time()
+    problems = select_problems(load_dataset(spec, data_dir), tasks, limit)
+    prepare_run_folder(out, config, spec, resume)
+    summary = RunSummary(dataset=spec, out=str(out), executor=executor, problems=len(problems))
+
+    pending: list[Task] = []
+    for p in problems:
+        if p.error is not None:
+            log(f"failed: {p.error}")
+            if p.writable:
+                atomic_write_json(problem_path(out, p.key), failed_record(p.key, p.error, config))
+        elif resume and _status(problem_path(out, p.key)) == "done":
+            summary.skipped += 1
+        else:
+            # Remove a stale record so that a file present after execution is always this run's result.
+            problem_path(out, p.key).unlink(missing_ok=True)
+            shutil.rmtree(out / "problems" / p.key, ignore_errors=True)
+            pending.append(p.task)
+
+    tasks_by_id = {p.key: p.task for p in problems if p.task is not None}
+    pending_ids = {t.id for t in pending}
+    with _ProgressBar(len(problems)) as bar:
+        for p in problems:
+            if p.key not in pending_ids:
+                bar.finished(_record(out, p), p.task)
+        if pending:
+            log(f"{len(pending)} to solve, {summary.skipped} already done; executor {executor}; results in {out}")
+            execute(pending, config, out, lambda task_id: bar.finished(_record(out, tasks_by_id[task_id]),
+                                                                         tasks_by_id[task_id]))
+
+    for p in problems:
+        record = _record(out, p) or {}
+        status = record.get("status") or "failed: no result was written"
+        if status == "done":
+            summary.done += 1
+            summary.test_solved += test_solved(record, p.task)
+        else:
+            summary.failed += 1
+            summary.failures[p.key] = status
+    summary.elapsed_s = round(time.time() - started, 2)
+    atomic_write_json(out / "summary.json", summary.to_dict())
+    return summary
+
+
+def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None) -> list[Problem]:
+    """The dataset's tasks and malformed files, filtered by `task_ids` (in dataset order), then the first `limit`."""
+    problems = [_problem(t.id, task=t) for t in taskset]
+    problems += [_problem(_stem_of(e), error=f"TaskFormatError: {e}") for e in taskset.errors]
+    if task_ids:
+        known = {p.task.id if p.task else p.key for p in problems} | {p.key for p in problems}
+        unknown = [i for i in task_ids if i not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in the dataset ({len(known)} tasks).{hint}")
+        wanted = set(task_ids)
+        problems = [p for p in problems if p.key in wanted or (p.task is not None and p.task.id in wanted)]
+    if limit is not None:
+        if limit < 1:
+            raise ArcvdmError(f"--limit {limit}: give a positive number of problems")
+        problems = problems[:limit]
+    return problems
+
+
+def _problem(task_id: str, task: Task | None = None, error: str | None = None) -> Problem:
+    try:
+        return Problem(safe_name(task_id), task=task, error=error)
+    except ArcvdmError as e:
+        # Never a file name: recorded under a sanitised key in the summary only.
+        plain = re.sub(r"[^A-Za-z0-9_.\-]+", "_", task_id).strip("._") or "task"
+        key = f"unsafe-{plain}-{hashlib.sha1(task_id.encode()).hexdigest()[:8]}"
+        return Problem(key, task=None, error=f"ArcvdmError: {e}", writable=False)
+
+
+def _stem_of(error: TaskFormatError) -> str:
+    """The task id of a malformed file: its file name without `.json` (errors start with the file path)."""
+    path = getattr(error, "path", None)
+    if path is None:
+        match = re.match(r"^(.+?\.json)\b", str(error))
+        path = match.group(1) if match else "malformed"
+    return Path(path).stem
+
+
+def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) -> None:
+    """Write config.json and environment.json; refuse to resume a folder made with a different config."""
+    config_data = {**config.model_dump(mode="json"), "dataset": spec}
+    config_path = out / "config.json"
+    if resume and config_path.exists():
+        try:
+            previous = json.loads(config_path.read_text())
+        except (OSError, ValueError) as e:
+            raise ArcvdmError(f"{config_path}: unreadable ({e}); use a new --out, or --no-resume to start over") from None
+        changed = _differences(_comparable(previous), _comparable(config_data))
+        if changed:
+            raise ArcvdmError(f"{out} holds a run with a different config ({'; '.join(changed[:3])}): "
+                              "use a new --out, or --no-resume to start over")
+    if not resume:
+        shutil.rmtree(out / "problems", ignore_errors=True)
+        (out / "summary.json").unlink(missing_ok=True)
+    atomic_write_json(config_path, config_data)
+    atomic_write_json(out / "environment.json", environment_info())
+
+
+def _comparable(config_data: dict) -> dict:
+    return {k: v for k, v in config_data.items() if k not in EXECUTION_ONLY}
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new)) for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def _status(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _record(out: Path, problem: Problem | Task) -> dict | None:
+    key = problem.key if isinstance(problem, Problem) else problem.id
+    if isinstance(problem, Problem) and not problem.writable:
+        return {"status": problem.error and f"failed: {problem.error}"}
+    try:
+        return json.loads(problem_path(out, key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_solved(record: dict | None, task: Task | None) -> bool:
+    """Strict per-task: every test output among its attempts. For the running display only (scoring is separate)."""
+    if not record or record.get("status") != "done" or task is None:
+        return False
+    attempts = record.get("attempts") or []
+    outputs = [pair.output for pair in task.test]
+    if len(attempts) != len(outputs) or any(o is None for o in outputs):
+        return False
+    return all(any(a == o.root for a in (entry or {}).values()) for entry, o in zip(attempts, outputs))
+
+
+class _ProgressBar:
+    """A bar over problems with the running counts: done, failed, train-solved, test solved (strict)."""
+
+    def __init__(self, total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="problems", unit="problem", dynamic_ncols=True)
+        self.counts = {"failed": 0, "train-solved": 0, "test-solved": 0}
+
+    def finished(self, record: dict | None, task: Task | None) -> None:
+        if record is None or record.get("status") != "done":
+            self.counts["failed"] += 1
+        else:
+            self.counts["train-solved"] += (record.get("selection") or {}).get("solved_train_at") is not None
+            self.counts["test-solved"] += test_solved(record, task)
+        self.bar.update(1)
+        self.bar.set_postfix(self.counts, refresh=True)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()

@@ -1,0 +1,60 @@
+"""Generate videos from first frames with the backbone's current adapter: `generate(backbone, first_frames, config)`.
+
+Sampling cost is counted on the backbone: `backbone.sampler_calls` (pipeline calls) and `backbone.nfe`
+(transformer evaluations per video, summed over videos: N first frames x steps, x2 with CFG).
+Read them before and after a call to attribute the cost to a problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from arcvdm.config import RunConfig
+from arcvdm.errors import ArcvdmError
+
+
+def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: int | None = None) -> np.ndarray:
+    """uint8 [N, F, H, W, 3] videos, one per first frame (uint8 [H, W, 3]), in batches of config.sample.batch_size.
+
+    Video i is drawn with its own CPU generator seeded `seed + i` (config.sample.seed by default), so the
+    result does not depend on the batch size or the device's RNG.
+    """
+    v, s = config.video, config.sample
+    backbone.check_video_shape(v.frames, v.height, v.width)
+    for i, frame in enumerate(first_frames):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (v.height, v.width, 3):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ArcvdmError(f"first frame {i} is {got}; expected uint8 {(v.height, v.width, 3)} from config.video")
+    seed = s.seed if seed is None else seed
+    cfg = s.guidance_scale > 1.0
+    prompt = backbone.prompt_embeds(config.prompt)
+    negative = backbone.prompt_embeds("") if cfg else None
+
+    backbone.transformer.eval()
+    videos = []
+    for start in range(0, len(first_frames), s.batch_size):
+        chunk = first_frames[start : start + s.batch_size]
+        image = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 255.0  # [B, 3, H, W] in [0, 1]
+        out = backbone.pipe(
+            image=image.to(backbone.device, backbone.dtype),
+            prompt_embeds=prompt.expand(len(chunk), -1, -1),
+            negative_prompt_embeds=None if negative is None else negative.expand(len(chunk), -1, -1),
+            height=v.height,
+            width=v.width,
+            num_frames=v.frames,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance_scale,
+            generator=[torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))],
+            output_type="np",
+            return_dict=False,
+        )[0]
+        videos.append(np.clip(np.round(np.asarray(out, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8))
+        backbone.sampler_calls += 1
+        backbone.nfe += len(chunk) * s.steps * (2 if cfg else 1)
+    return np.concatenate(videos)
+
+
+def last_frames(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: int | None = None) -> np.ndarray:
+    """uint8 [N, H, W, 3]: the last frame of each generated video, which is the prediction."""
+    return generate(backbone, first_frames, config, seed)[:, -1]

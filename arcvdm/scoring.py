@@ -1,0 +1,272 @@
+"""Score a prediction set against a dataset: strict per-task, per-output, pass@k, lenient levels, per concept.
+
+Definitions (each number says which one it is):
+- strict: a task is solved only when every test output is matched exactly by one of its attempts (paper, Table 3);
+- per-output: a task scores the fraction of its test outputs matched (arc-agi-benchmarking, ARC Prize);
+  `outputs_solved` is the plain count of test outputs matched;
+- pass@k: the same three figures using only attempts 1..k;
+- lenient levels, strict to loose: exact; best attempt's cell accuracy >= 90%, 75%, 50%; right output shape.
+  Cell accuracy is the fraction of equal cells when the shapes agree and 0 otherwise, so the levels nest.
+Missing tasks and unusable files count as wrong and are listed. Vision runs get mean/std of each metric.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from arcvdm.errors import ArcvdmError
+from arcvdm.formats import Attempts, PredictionSet, TaskPredictions
+from arcvdm.tasks import Grid, Task, TaskSet
+
+LENIENT_LEVELS: dict[str, float | None] = {
+    "exact": 1.0,
+    "cells>=90%": 0.9,
+    "cells>=75%": 0.75,
+    "cells>=50%": 0.5,
+    "shape": None,
+}
+COMPUTE_FIELDS = ("train_steps_run", "nfe", "forward_flops")
+
+
+def cell_accuracy(attempt: Grid | None, truth: Grid) -> float:
+    if attempt is None or attempt.shape != truth.shape:
+        return 0.0
+    return float(np.mean(attempt.array == truth.array))
+
+
+@dataclass(frozen=True)
+class OutputScore:
+    """One test output: the first exact attempt (1-based, None if none), the best cell accuracy, shape match."""
+
+    correct_at: int | None = None
+    best_accuracy: float = 0.0
+    shape_ok: bool = False
+
+    @classmethod
+    def of(cls, attempts: Attempts, truth: Grid) -> "OutputScore":
+        correct_at = next((n for n, g in enumerate(attempts, 1) if g is not None and g == truth), None)
+        best = max((cell_accuracy(g, truth) for g in attempts), default=0.0)
+        shape_ok = any(g is not None and g.shape == truth.shape for g in attempts)
+        return cls(correct_at, best, shape_ok)
+
+    def meets(self, level: str) -> bool:
+        threshold = LENIENT_LEVELS[level]
+        if threshold is None:
+            return self.shape_ok
+        return self.correct_at is not None if threshold == 1.0 else self.best_accuracy >= threshold
+
+
+@dataclass
+class TaskScore:
+    task_id: str
+    concept: str | None
+    outputs: list[OutputScore]
+    status: str = "scored"  # "scored", "missing" or "malformed"
+    reason: str | None = None
+
+    def fraction(self, solved: Callable[[OutputScore], bool]) -> float:
+        return sum(map(solved, self.outputs)) / len(self.outputs)
+
+    @property
+    def solved(self) -> bool:
+        """Strict: every test output matched."""
+        return all(o.correct_at is not None for o in self.outputs)
+
+
+@dataclass(frozen=True)
+class Tally:
+    strict_solved: int
+    per_output_score: float
+    outputs_solved: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strict_solved": self.strict_solved, "per_output_score": round(self.per_output_score, 6), "outputs_solved": self.outputs_solved}
+
+
+@dataclass
+class ArcScore:
+    name: str
+    dataset: str
+    attempts: int
+    tasks: list[TaskScore]
+    malformed_files: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
+    unknown_tasks: list[str] = field(default_factory=list)  # predicted ids the dataset does not have
+    compute: dict[str, float] = field(default_factory=dict)  # mean per problem, run folders only
+
+    def tally(self, solved: Callable[[OutputScore], bool]) -> Tally:
+        return Tally(
+            strict_solved=sum(all(map(solved, t.outputs)) for t in self.tasks),
+            per_output_score=sum(t.fraction(solved) for t in self.tasks),
+            outputs_solved=sum(solved(o) for t in self.tasks for o in t.outputs),
+        )
+
+    @property
+    def exact(self) -> Tally:
+        return self.tally(lambda o: o.correct_at is not None)
+
+    @property
+    def outputs_total(self) -> int:
+        return sum(len(t.outputs) for t in self.tasks)
+
+    @property
+    def missing(self) -> list[str]:
+        return [t.task_id for t in self.tasks if t.status == "missing"]
+
+    def solved_ids(self) -> set[str]:
+        return {t.task_id for t in self.tasks if t.solved}
+
+    def pass_at_k(self) -> dict[int, Tally]:
+        return {k: self.tally(lambda o, k=k: o.correct_at is not None and o.correct_at <= k) for k in range(1, self.attempts + 1)}
+
+    def lenient(self) -> dict[str, Tally]:
+        return {level: self.tally(lambda o, level=level: o.meets(level)) for level in LENIENT_LEVELS}
+
+    def per_concept(self) -> dict[str, dict[str, Any]]:
+        """Per concept: test outputs solved (each scored on its own, ConceptARC's protocol) and strict tasks."""
+        table: dict[str, dict[str, Any]] = {}
+        for t in self.tasks:
+            if t.concept is None:
+                continue
+            row = table.setdefault(t.concept, {"tasks": 0, "strict_solved": 0, "outputs_solved": 0, "outputs_total": 0})
+            row["tasks"] += 1
+            row["strict_solved"] += t.solved
+            row["outputs_solved"] += sum(o.correct_at is not None for o in t.outputs)
+            row["outputs_total"] += len(t.outputs)
+        for row in table.values():
+            row["accuracy"] = row["outputs_solved"] / row["outputs_total"]
+        return dict(sorted(table.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        exact = self.exact
+        out: dict[str, Any] = {
+            "name": self.name,
+            "dataset": self.dataset,
+            "family": "arc",
+            "attempts": self.attempts,
+            "tasks": len(self.tasks),
+            "strict_solved": exact.strict_solved,
+            "per_output_score": round(exact.per_output_score, 6),
+            "outputs_solved": exact.outputs_solved,
+            "outputs_total": self.outputs_total,
+            "missing": len(self.missing),
+            "malformed": len(self.malformed_files),
+            "pass_at_k": {str(k): v.to_dict() for k, v in self.pass_at_k().items()},
+            "lenient": {k: v.to_dict() for k, v in self.lenient().items()},
+            "missing_tasks": self.missing,
+            "malformed_files": self.malformed_files,
+            "unknown_tasks": self.unknown_tasks,
+            "compute_per_problem": self.compute,
+        }
+        concepts = self.per_concept()
+        if concepts:
+            out["per_concept"] = concepts
+        return out
+
+
+@dataclass
+class VisionScore:
+    """A vision run: mean and standard deviation (n-1) of each metric over finished problems."""
+
+    name: str
+    family: str
+    problems: int
+    failed: list[str]
+    metrics: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "problems": self.problems, "failed": len(self.failed),
+                "failed_problems": self.failed, "metrics": self.metrics}
+
+
+def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None) -> ArcScore:
+    """Score `pset` on every task of `tasks` (test outputs needed); `attempts` caps how many attempts count."""
+    k = attempts or max(pset.max_attempts(), 1)
+    if pset.tasks and not any(task_id in tasks for task_id in pset.tasks):
+        example = next(iter(pset.tasks))
+        raise ArcvdmError(f"{pset.path}: none of its {len(pset.tasks)} tasks (e.g. '{example}') is in {tasks.name}: check --dataset")
+    results, malformed = [], []
+    for task in tasks:
+        if any(p.output is None for p in task.test):
+            raise ArcvdmError(f"{task.source or tasks.name}: task {task.id} has no test output; scoring needs a dataset with answers")
+        pred = pset.tasks.get(task.id)
+        result = _score_task(task, pred, k)
+        results.append(result)
+        if result.status == "malformed" or (pred is not None and pred.issues):
+            malformed.append({"file": pred.source, "reason": result.reason or pred.reason()})
+    unknown = sorted(set(pset.tasks) - set(tasks.ids()))
+    return ArcScore(pset.name, tasks.name, k, results, malformed, unknown, compute_per_problem(pset))
+
+
+def _score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
+    wrong = [OutputScore() for _ in task.test]
+    if pred is None:
+        return TaskScore(task.id, task.concept, wrong, "missing")
+    if pred.unusable:
+        return TaskScore(task.id, task.concept, wrong, "malformed", pred.reason())
+    if len(pred.entries) != len(task.test):
+        reason = (f"{len(pred.entries)} entries but task {task.id} has {len(task.test)} test inputs "
+                  "(one entry per test input, in order)")
+        return TaskScore(task.id, task.concept, wrong, "malformed", reason)
+    outputs = [OutputScore.of(entry[:k], pair.output) for entry, pair in zip(pred.entries, task.test)]
+    return TaskScore(task.id, task.concept, outputs)
+
+
+def compute_per_problem(pset: PredictionSet) -> dict[str, float]:
+    """Mean training steps, sampler NFE, FLOPs and seconds per finished problem of a run folder."""
+    done = [r for r in pset.records.values() if r.get("status") == "done"]
+    out = {}
+    for key in COMPUTE_FIELDS:
+        values = [r[key] for r in done if isinstance(r.get(key), (int, float))]
+        if values:
+            out[key] = statistics.fmean(values)
+    seconds = [r["timings"]["total_s"] for r in done if isinstance((r.get("timings") or {}).get("total_s"), (int, float))]
+    if seconds:
+        out["total_s"] = statistics.fmean(seconds)
+    return out
+
+
+def score_vision(pset: PredictionSet) -> VisionScore:
+    values: dict[str, list[float]] = {}
+    failed = []
+    for task_id, record in sorted(pset.records.items()):
+        if record.get("status") != "done":
+            failed.append(task_id)
+            continue
+        for name, value in (record.get("metrics") or {}).items():
+            if isinstance(value, (int, float)):
+                values.setdefault(name, []).append(float(value))
+    metrics = {
+        name: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
+        for name, v in values.items()
+    }
+    return VisionScore(pset.name, pset.family, len(pset.records) - len(failed), failed, metrics)
+
+
+def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None) -> ArcScore | VisionScore:
+    """Vision run folders score on their own metrics; everything else needs the dataset's tasks."""
+    if pset.family != "arc":
+        return score_vision(pset)
+    if tasks is None:
+        raise ArcvdmError(f"{pset.path}: scoring ARC predictions needs the dataset: pass --dataset NAME_OR_PATH")
+    return score_tasks(pset, tasks, attempts)
+
+
+def load_answers(spec: str, data_dir: str | None = None) -> TaskSet:
+    """The dataset to score against: a registered name (`arc-agi-1/evaluation`, `conceptarc`) or a path."""
+    try:
+        from arcvdm.datasets import load_dataset
+    except ImportError:  # the dataset registry is optional here: a path always works
+        import os
+        from pathlib import Path
+
+        from arcvdm.tasks import load_tasks
+
+        path, root = Path(spec), data_dir or os.environ.get("ARCVDM_DATA")
+        if not path.exists() and root:
+            path = Path(root) / spec
+        return load_tasks(path, concept_from_folder="conceptarc" in str(path).lower(), name=spec)
+    return load_dataset(spec, data_dir=data_dir)

@@ -1,0 +1,296 @@
+"""Solve one ARC problem: render its pairs, train a LoRA in chunks, predict at every checkpoint, select k attempts.
+
+Read top to bottom: `solve_problem` builds the videos, then `solve` runs the loop
+
+    for step in the fixed schedule (every train.eval_every steps up to train.steps):
+        train the learner up to `step`            (leave-one-out: without pair `held_out` in this chunk)
+        predict the last frame of every train input (one view) and every test input (augment.views views)
+        decode (and map views back), record predictions, correctness, errors, PNGs
+        stop early once `selection.decided` says no later checkpoint can change the attempts
+
+and returns the problem's JSON record (see /work/contracts.md, "Problem JSON"). The model sits behind
+`Learner` (train up to a step, predict last frames), so tests drive the same loop with a scripted stand-in;
+`DiffusionLearner` is the real one (LoraTrainer + generate on a loaded backbone).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from arcvdm import codec
+from arcvdm.augment import Transform, augmented_tasks, sample_transforms
+from arcvdm.config import RunConfig
+from arcvdm.flops import forward_passes
+from arcvdm.selection import Checkpoint, decided, schedule_steps, select, trigger
+from arcvdm.tasks import Grid, Task
+from arcvdm.voting import Candidate, vote
+
+
+class Learner(Protocol):
+    """The model-facing part of a solve: one per problem, starting from the frozen base."""
+
+    def train_until(self, step: int, held_out: int | None = None) -> None:
+        """Train up to `step` (total); `held_out`: train pair whose videos this chunk leaves out."""
+
+    def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+        """Last frame [H,W,3] uint8 of the video generated from each first frame."""
+
+
+# Builds the learner of one problem from its training videos, grouped by train pair (videos_by_pair[i][t] is
+# pair i under training transform t).
+LearnerFactory = Callable[[list[list[np.ndarray]]], Learner]
+
+
+class DiffusionLearner:
+    """The real learner: a LoRA on `backbone` trained with `arcvdm.train.LoraTrainer`, sampled with `arcvdm.sample`."""
+
+    def __init__(self, backbone: Any, videos_by_pair: list[list[np.ndarray]], config: RunConfig, progress: bool = False):
+        from arcvdm.train import LoraTrainer
+
+        backbone.reset_lora()  # every problem trains from the frozen base
+        self.backbone, self.config, self.progress = backbone, config, progress
+        self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config)
+        # Videos are encoded once, pair-major; a leave-one-out chunk trains on the rows of the other pairs.
+        self.all_latents = (self.trainer.latents, self.trainer.image_latents)
+        self.pair_of_row = np.repeat(np.arange(len(videos_by_pair)), [len(v) for v in videos_by_pair])
+        self.held_out: int | None = None
+
+    def train_until(self, step: int, held_out: int | None = None) -> None:
+        if held_out != self.held_out:
+            rows = np.flatnonzero(self.pair_of_row != held_out)
+            self.trainer.latents, self.trainer.image_latents = (t[rows] for t in self.all_latents)
+            self.trainer._order = []  # the shuffled epoch indexes the old rows: start a new one
+            self.held_out = held_out
+        self.trainer.train(step - self.trainer.step, progress=self.progress)
+
+    def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+        from arcvdm.sample import generate
+
+        return list(generate(self.backbone, first_frames, self.config, seed=seed)[:, -1])
+
+
+VIEW_SEED_SPACING = 1000
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of looking at a test input at inference: a transform of the problem and a sampler seed."""
+
+    transform: Transform
+    seed: int
+
+
+def solve_problem(task: Task, config: RunConfig, backbone: Any, out_dir: Path, progress: Any = None,
+                  make_learner: LearnerFactory | None = None) -> dict:
+    """The problem's result record (status "done"), with last-frame PNGs and the first training video under `out_dir`.
+
+    `make_learner` replaces the diffusion model (tests pass a scripted stand-in); by default a LoRA on `backbone`.
+    Raises on failure: the run loop records the reason.
+    """
+    if make_learner is None:
+        make_learner = partial(DiffusionLearner, backbone, config=config, progress=bool(progress))
+    per_forward = None
+    if hasattr(backbone, "forward_flops"):
+        per_forward = backbone.forward_flops(config.video.frames, config.video.height, config.video.width)
+    return solve(task, config, make_learner, Path(out_dir), per_forward_flops=per_forward,
+                 device=getattr(backbone, "device", None))
+
+
+def training_transforms(config: RunConfig) -> list[Transform]:
+    return sample_transforms(config.augment.symmetries, config.augment.color_maps, config.augment.seed)
+
+
+def inference_views(config: RunConfig) -> list[View]:
+    """`augment.views` views: the training transforms in order (identity first), cycled if there are more views,
+    each with its own sampler seeds (`generate` seeds video i with seed + i, hence the spacing), so that
+    repeats of a transform still differ."""
+    transforms = training_transforms(config)
+    return [View(transforms[v % len(transforms)], config.sample.seed + VIEW_SEED_SPACING * v) for v in range(config.augment.views)]
+
+
+def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
+    """One cell size for every grid any transform shows the model (a transpose swaps rows and columns);
+    like `codec.plan_for_task`, from visible grids only."""
+    transforms = [*training_transforms(config), *(v.transform for v in inference_views(config))]
+    grids = [g for t in augmented_tasks(task, list(dict.fromkeys(transforms))) for g in t.visible_grids()]
+    return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width)
+
+
+def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: Path,
+          per_forward_flops: float | None = None, device: Any = None) -> dict:
+    from arcvdm.render import save_gif, save_png
+    from arcvdm.trajectories import make_video
+
+    t_start = time.perf_counter()
+    _reset_peak_memory(device)
+    layout = config.codec.layout
+    transforms = training_transforms(config)
+    views = inference_views(config)
+    plan = canvas_plan(task, config)
+
+    videos_by_pair = [
+        [make_video(codec.render(t.apply(p.input), plan), codec.render(t.apply(p.output), plan),
+                    frames=config.video.frames, trajectory=config.video.trajectory, seed=config.train.seed + n)
+         for n, t in enumerate(transforms)]
+        for p in task.train
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_gif(videos_by_pair[0][0], out_dir / "train0.gif")
+    learner = make_learner(videos_by_pair)
+
+    rule = config.selection.rule if len(task.train) > 1 else "paper"  # leave-one-out needs a pair to spare
+    k = config.selection.attempts
+    schedule = schedule_steps(config.train.steps, config.train.eval_every)
+    train_frames = [codec.render(p.input, plan) for p in task.train]
+    t_setup = time.perf_counter() - t_start
+
+    records: list[dict] = []
+    checkpoints: list[Checkpoint] = []
+    candidates: list[list[list[Candidate]]] = []  # per checkpoint, per test input: one per view
+    train_s = sample_s = 0.0
+    sampler_calls = 0
+    steps_run = 0
+    for c, step in enumerate(schedule):
+        held_out = c % len(task.train) if rule == "leave-one-out" else None
+        t0 = time.perf_counter()
+        learner.train_until(step, held_out)
+        steps_run = step
+        t1 = time.perf_counter()
+        train_s += t1 - t0
+
+        # The selection signal: every train input once, untransformed, with the first view's seed.
+        train_last = learner.predict(train_frames, seed=views[0].seed)
+        sampler_calls += len(train_frames)
+        train_entries = []
+        for i, (p, frame) in enumerate(zip(task.train, train_last)):
+            save_png(frame, out_dir / f"step{step}-train{i}.png")
+            grid, error = _decode(frame, plan, p.output.shape if layout == "centered" else None, config)
+            train_entries.append({"prediction": _rows(grid), "correct": grid == p.output, "error": error})
+
+        test_candidates: list[list[Candidate]] = [[] for _ in task.test]
+        test_views: list[list[dict]] = [[] for _ in task.test]
+        for v, view in enumerate(views):
+            frames = [codec.render(view.transform.apply(p.input), plan) for p in task.test]
+            last = learner.predict(frames, seed=view.seed)
+            sampler_calls += len(frames)
+            for j, (p, frame) in enumerate(zip(task.test, last)):
+                save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
+                shape, error = _test_shape(p.output, view.transform, layout)
+                grid = None
+                if error is None:
+                    seen_grid, error = _decode(frame, plan, shape, config)
+                    grid = None if seen_grid is None else view.transform.invert(seen_grid)
+                test_candidates[j].append(Candidate(grid, view.transform, step, view.seed))
+                test_views[j].append({"transform": view.transform.name, "seed": view.seed,
+                                      "prediction": _rows(grid), "error": error})
+        sample_s += time.perf_counter() - t1
+
+        # The checkpoint's own test prediction is the untransformed view's; the other views only vote.
+        test_entries = [{"prediction": tv[0]["prediction"], "error": tv[0]["error"]} for tv in test_views]
+        if len(views) > 1:
+            for entry, tv in zip(test_entries, test_views):
+                entry["views"] = tv
+        record = {"step": step, "train": train_entries, "test": test_entries}
+        if held_out is not None:
+            record["held_out"] = held_out
+        records.append(record)
+        candidates.append(test_candidates)
+        checkpoints.append(Checkpoint(
+            step=step,
+            train_correct=tuple(e["correct"] for e in train_entries),
+            test=tuple(cands[0].grid for cands in test_candidates),
+            held_out=held_out,
+        ))
+        if config.train.early_stop and decided(checkpoints, schedule, k, rule):
+            break
+
+    selection = select(checkpoints, k, rule, distinct=config.selection.distinct)
+    selection_json = {"rule": selection.rule, "k": k,
+                      "solved_train_at": _step_of(checkpoints, trigger(checkpoints, "paper")),
+                      "steps": list(selection.steps), "attempt_steps": selection.attempt_steps}
+    if rule == "leave-one-out":
+        selection_json["solved_held_out_at"] = selection.triggered_at
+    if config.selection.rule != rule:
+        selection_json["requested_rule"] = config.selection.rule  # one train pair: nothing to hold out
+
+    votes = None
+    attempts = [{f"attempt_{n + 1}": _rows(g) for n, g in enumerate(grids)} for grids in selection.attempts]
+    if len(views) > 1:
+        # Pool every view of the selected window's checkpoints, then vote on whole grids.
+        window = selection.order[:k]
+        results = [vote([cand for c in window for cand in candidates[c][j]], k) for j in range(len(task.test))]
+        attempts = [r.as_attempts() for r in results]
+        votes = [r.counts for r in results]
+
+    passes = forward_passes(steps_run, config.train.batch_size, sampler_calls, config.sample.steps,
+                            config.sample.guidance_scale)
+    return {
+        "task_id": task.id,
+        "family": config.family,
+        "concept": task.concept,
+        "status": "done",
+        "layout": layout,
+        "output_size_from": "ground-truth" if layout == "centered" else "frame",
+        "checkpoints": records,
+        "selection": selection_json,
+        "attempts": attempts,
+        "votes": votes,
+        "train_steps_run": steps_run,
+        "train_steps_fixed": schedule[-1],
+        "sampler_calls": sampler_calls,
+        "nfe": passes.sample,
+        "forward_passes": passes.to_json(per_forward_flops),
+        "forward_flops": None if per_forward_flops is None else passes.flops(per_forward_flops),
+        "timings": {"setup_s": round(t_setup, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
+                    "total_s": round(time.perf_counter() - t_start, 3)},
+        "peak_memory_bytes": _peak_memory(device),
+        "seed": config.train.seed,
+    }
+
+
+def _decode(frame: np.ndarray, plan: codec.CanvasPlan, shape: tuple[int, int] | None,
+            config: RunConfig) -> tuple[Grid | None, str | None]:
+    decoded = codec.decode(frame, plan, shape, color_correction=config.codec.color_correction)
+    return decoded.grid, None if decoded.grid is not None else f"decode: {decoded.reason}"
+
+
+def _test_shape(output: Grid | None, transform: Transform, layout: str) -> tuple[tuple[int, int] | None, str | None]:
+    """The output size the centered layout decodes with (the paper's assumption: taken from the ground truth)."""
+    if layout != "centered":
+        return None, None
+    if output is None:
+        return None, "decode: the centered layout needs the test output's size, and this task has none (use codec.layout=anchored)"
+    return transform.apply(output).shape, None
+
+
+def _rows(grid: Grid | None) -> list[list[int]] | None:
+    return None if grid is None else grid.root
+
+
+def _step_of(checkpoints: list[Checkpoint], index: int | None) -> int | None:
+    return None if index is None else checkpoints[index].step
+
+
+def _reset_peak_memory(device: Any) -> None:
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device: Any) -> int:
+    """Peak GPU memory allocated during this problem; on CPU the process's peak RSS (since it started)."""
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux

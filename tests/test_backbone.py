@@ -1,0 +1,89 @@
+"""Backbone loading, shape checks and FLOP counts: `python -m pytest tests/test_backbone.py -q`."""
+
+import numpy as np
+import pytest
+import torch
+
+from arcvdm.backbones import BACKBONES, load_backbone
+from arcvdm.config import load_config
+from arcvdm.device import pick_device, pick_dtype
+from arcvdm.errors import ArcvdmError
+from arcvdm.sample import generate
+from arcvdm.train import LoraTrainer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_backbone("tiny", device="cpu")
+
+
+def test_registry_names_the_three_backbones():
+    assert {"tiny", "cogvideox1.5-5b-i2v", "cogvideox1.5-5b-i2v-random"} <= set(BACKBONES.names())
+
+
+def test_unknown_name_suggests_a_registered_one():
+    with pytest.raises(ArcvdmError, match="Did you mean 'tiny'"):
+        load_backbone("tinny", device="cpu")
+
+
+def test_device_and_dtype_defaults_and_overrides():
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+    assert pick_dtype(torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ArcvdmError, match="dtype 'fp8'"):
+        pick_dtype(torch.device("cpu"), "fp8")
+
+
+@pytest.mark.parametrize(
+    ("frames", "height", "width", "message"),
+    [(8, 32, 32, "8k\\+1"), (10, 32, 32, "8k\\+1"), (9, 40, 32, "video.height = 40"), (9, 32, 24, "video.width = 24")],
+)
+def test_bad_video_shapes_are_refused_up_front(tiny, frames, height, width, message):
+    with pytest.raises(ArcvdmError, match=message):
+        tiny.check_video_shape(frames, height, width)
+    config = load_config("smoke", {"video.frames": frames, "video.height": height, "video.width": width})
+    with pytest.raises(ArcvdmError, match=message):
+        generate(tiny, [np.zeros((height, width, 3), np.uint8)], config)
+
+
+def test_videos_that_disagree_with_the_config_are_refused(tiny):
+    config = load_config("smoke", {"video.height": 32, "video.width": 32})
+    with pytest.raises(ArcvdmError, match="training video 0 is uint8 \\(9, 64, 64, 3\\)"):
+        LoraTrainer(tiny, [np.zeros((9, 64, 64, 3), np.uint8)], config)
+    with pytest.raises(ArcvdmError, match="first frame 0 is float64"):
+        generate(tiny, [np.zeros((32, 32, 3))], config)
+
+
+def test_tiny_is_the_same_on_every_build(tiny):
+    again = load_backbone("tiny", device="cpu")
+    for a, b in zip(tiny.transformer.state_dict().values(), again.transformer.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_real_loader_reads_a_saved_pipeline_folder(tiny, tmp_path):
+    tiny.reset_lora()
+    tiny.pipe.save_pretrained(tmp_path)
+    loaded = load_backbone(str(tmp_path), device="cpu")
+    assert loaded.name == str(tmp_path)
+    for name, weight in tiny.transformer.state_dict().items():
+        torch.testing.assert_close(loaded.transformer.state_dict()[name], weight)
+    prompt = load_config("smoke").prompt
+    torch.testing.assert_close(loaded.prompt_embeds(prompt), tiny.prompt_embeds(prompt), atol=1e-4, rtol=0)
+
+
+def test_a_folder_without_a_pipeline_is_refused(tmp_path):
+    with pytest.raises(ArcvdmError, match="no model_index.json"):
+        load_backbone(str(tmp_path), device="cpu")
+
+
+def test_random_5b_counts_the_real_models_flops_without_allocating():
+    # The real transformer at 9x480x480: 1,800 video + 226 text tokens, about 21.4 TFLOP per forward.
+    big = load_backbone("cogvideox1.5-5b-i2v-random", device="meta")
+    assert sum(p.numel() for p in big.transformer.parameters()) == pytest.approx(5.57e9, rel=0.01)
+    assert big.forward_flops(9, 480, 480) == pytest.approx(21.4e12, rel=0.01)
+    assert big.prompt_embeds("any").shape == (1, 226, 4096)
+
+
+def test_forward_flops_grow_with_the_video(tiny):
+    assert tiny.forward_flops(9, 64, 64) > tiny.forward_flops(9, 32, 32) > 0

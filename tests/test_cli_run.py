@@ -1,0 +1,98 @@
+"""`arcvdm run` through the CLI, opening what it wrote: `python -m pytest tests/test_cli_run.py -q`."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import arcvdm.solver
+from arcvdm.cli import app
+from arcvdm.cli.run import parse_set
+from arcvdm.errors import ArcvdmError
+
+ARCVDM = str(Path(sys.executable).parent / "arcvdm")
+FAST = ["--preset", "smoke", "--steps", "4", "--eval-every", "2", "--sample-steps", "2"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["run", *args])
+
+
+def test_tiny_backbone_end_to_end(tmp_path, samples_dir):
+    out = tmp_path / "demo"
+    result = invoke(str(samples_dir), "--tasks", "flip-h,recolour", "--out", str(out), *FAST, "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert "2 problems: 2 done (0 skipped as already done), 0 failed" in result.output
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == str(samples_dir) and config["backbone"] == "tiny"
+    assert (config["train"]["steps"], config["train"]["eval_every"], config["sample"]["steps"]) == (4, 2, 2)
+    assert config["train"]["seed"] == config["sample"]["seed"] == 7
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["versions"]["torch"] and "python" in environment
+
+    for task_id, n_test in (("flip-h", 1), ("recolour", 2)):
+        record = json.loads((out / "problems" / f"{task_id}.json").read_text())
+        assert record["task_id"] == task_id and record["status"] == "done"
+        assert [c["step"] for c in record["checkpoints"]] == [2, 4][: len(record["checkpoints"])]
+        assert len(record["attempts"]) == n_test and "attempt_2" in record["attempts"][0]
+        assert record["train_steps_run"] <= record["train_steps_fixed"] == 4
+        pngs = sorted((out / "problems" / task_id).glob("*.png"))
+        assert any(p.name.startswith("step") and "test" in p.name for p in pngs)
+        assert Image.open(pngs[0]).size == (96, 96)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["problems"], summary["done"], summary["failed"]) == (2, 2, 0)
+
+    # The same command again resumes: nothing is redone.
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "problems").rglob("*") if p.is_file()}
+    again = invoke(str(samples_dir), "--tasks", "flip-h,recolour", "--out", str(out), *FAST, "--seed", "7")
+    assert again.exit_code == 0 and "2 skipped" in again.output
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_a_malformed_task_file_fails_alone(tmp_path, samples_dir, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(samples_dir / "flip-h.json", data)
+    (data / "broken.json").write_text('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": []}')
+
+    def solve_problem(task, config, backbone, out_dir, progress=None):
+        return {"task_id": task.id, "status": "done", "attempts": [{"attempt_1": p.output.root} for p in task.test]}
+
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", solve_problem)
+    result = invoke(str(data), "--out", str(tmp_path / "run"), "--preset", "smoke")
+    assert result.exit_code == 1
+    assert "2 problems: 1 done (0 skipped as already done), 1 failed; test solved 1/2" in result.output
+    broken = json.loads((tmp_path / "run" / "problems" / "broken.json").read_text())
+    assert broken["status"].startswith("failed: TaskFormatError: ") and "broken.json" in broken["status"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert list(summary["failures"]) == ["broken"] and summary["done"] == 1
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, samples_dir):
+    base = [ARCVDM, "run", str(samples_dir), "--out", str(tmp_path), "--preset", "smoke"]
+    for extra, message in ((["--executor", "slurmm"], "Did you mean 'slurm'?"),
+                           (["--set", "train.stepz=3"], "train.stepz"),
+                           (["--tasks", "flip-hh"], "Did you mean 'flip-h'?")):
+        result = subprocess.run(base + extra, capture_output=True, text=True)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_with_another_config_is_refused(tmp_path, samples_dir):
+    (tmp_path / "config.json").write_text(json.dumps({"preset": "smoke", "train": {"steps": 40}}))
+    result = subprocess.run([ARCVDM, "run", str(samples_dir), "--out", str(tmp_path), "--preset", "smoke"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "use a new --out, or --no-resume to start over" in result.stderr
+
+
+def test_set_reads_values_as_yaml():
+    assert parse_set(["train.lr=0.0002", "augment.views=4", "train.early_stop=false"]) == {
+        "train.lr": 0.0002, "augment.views": 4, "train.early_stop": False}
+    with pytest.raises(ArcvdmError, match="KEY=VALUE"):
+        parse_set(["train.lr"])

@@ -1,0 +1,70 @@
+"""`arcvdm compare` and `arcvdm export`: `python -m pytest tests/test_compare_export.py -q`."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from arcvdm.cli import app
+from arcvdm.compare import compare
+from arcvdm.formats import load_predictions
+from arcvdm.scoring import load_answers, score
+from run_builder import write_run
+
+
+@pytest.fixture(scope="module")
+def arc1_eval(datasets_dir):
+    return load_answers("arc-agi-1/evaluation", str(datasets_dir))
+
+
+@pytest.fixture
+def run(tmp_path, arc1_eval):
+    tasks = list(arc1_eval)[:6]
+    return write_run(tmp_path / "run", tasks, solved={tasks[0].id, tasks[1].id}, failed={tasks[5].id})
+
+
+def test_exports_score_like_the_run(run, tmp_path, arc1_eval, datasets_dir):
+    cli = CliRunner()
+    assert cli.invoke(app, ["export", str(run), "--format", "kaggle", "--out", str(tmp_path / "submission.json")]).exit_code == 0
+    out = cli.invoke(app, ["export", str(run), "--format", "arc-agi-benchmarking", "--out", str(tmp_path / "sub")])
+    assert out.exit_code == 0 and "5 task files" in out.output
+    expected = score(load_predictions(run), arc1_eval).to_dict()
+    assert expected["strict_solved"] == 2 and expected["missing"] == 395  # 394 not run + 1 failed
+    for exported in (tmp_path / "submission.json", tmp_path / "sub"):
+        got = score(load_predictions(exported), arc1_eval).to_dict()
+        for key in ("strict_solved", "per_output_score", "outputs_solved", "outputs_total", "missing", "pass_at_k", "lenient"):
+            assert got[key] == expected[key], key
+    # The run folder carries its dataset: --dataset may be omitted.
+    data = json.loads(cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir), "--json"]).output)
+    assert data["strict_solved"] == 2 and data["compute_per_problem"]["forward_flops"] == pytest.approx(3e12)
+
+
+def test_unknown_export_format(run, tmp_path):
+    out = CliRunner().invoke(app, ["export", str(run), "--format", "csv", "--out", str(tmp_path / "x")])
+    assert out.exit_code != 0 and "unknown export format 'csv'" in str(out.exception)
+
+
+def test_compare_overlap_references_and_compute(run, tmp_path, arc1_eval, baselines_dir, datasets_dir):
+    claude = baselines_dir / "claude_sonnet_20241022" / "submissions"
+    scores = [score(load_predictions(p), arc1_eval) for p in (run, claude)]
+    c = compare(scores, "arc-agi-1/evaluation").to_dict()
+    claude_solved = scores[1].solved_ids()
+    ours = scores[0].solved_ids()
+    overlap = c["overlap"][0]
+    assert (overlap["a"], overlap["b"]) == ("run", "claude_sonnet_20241022")
+    assert overlap["both"] == len(ours & claude_solved) and overlap["b_only"] == len(claude_solved - ours) == 78 - overlap["both"]
+    assert [r["name"] for r in c["references"]][:2] == ["OpenAI o1-preview", "Claude 3.5 Sonnet"]
+    assert all(r["kind"] == "published, no predictions" for r in c["references"])
+    out = CliRunner().invoke(app, ["compare", str(run), str(claude), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)],
+                             env={"COLUMNS": "250"})
+    assert out.exit_code == 0, out.output
+    for text in ("published, no predictions", "CogVideoX1.5 (paper)", "16.75%", "A only", "forward_flops/problem", "claude_sonnet_20241022"):
+        assert text in out.output
+
+
+def test_compare_same_named_sets_stay_apart(baselines_dir, datasets_dir):
+    folder = str(baselines_dir / "open_ai_o1_preview_20241217" / "submissions")
+    out = CliRunner().invoke(app, ["compare", folder, folder, "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir), "--json"])
+    data = json.loads(out.output)
+    assert [s["name"] for s in data["sets"]] == ["open_ai_o1_preview_20241217", "open_ai_o1_preview_20241217 (2)"]
+    assert data["overlap"][0]["both"] == 85 and data["overlap"][0]["a_only"] == 0

@@ -1,0 +1,108 @@
+"""`arcvdm inspect` and `arcvdm report` (with a headless-browser check): `python -m pytest tests/test_report.py -q`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from arcvdm.cli import app
+from arcvdm.scoring import load_answers
+from run_builder import write_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, datasets_dir):
+    tasks = list(load_answers("arc-agi-1/evaluation", str(datasets_dir)))[:4]
+    out = write_run(tmp_path_factory.mktemp("r") / "run", tasks, solved={tasks[0].id}, failed={tasks[3].id}, images=True)
+    result = CliRunner().invoke(app, ["report", str(out), "--data-dir", str(datasets_dir)])
+    assert result.exit_code == 0, result.output
+    return out, [t.id for t in tasks]
+
+
+def test_inspect_shows_everything_with_marks(run, datasets_dir):
+    out, ids = run
+    result = CliRunner().invoke(app, ["inspect", str(out), ids[0], "--data-dir", str(datasets_dir)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for text in (ids[0], "train 0 input", "test 0 ground truth", "attempt_1 ✗", "attempt_2 ✓", "3 votes ✓", "step 10", "decode: blank frame"):
+        assert text in result.output
+    missing = CliRunner().invoke(app, ["inspect", str(out), "nope", "--data-dir", str(datasets_dir)])
+    assert missing.exit_code != 0 and "no task 'nope'" in str(missing.exception)
+
+
+def test_report_pages_images_and_size(run):
+    out, ids = run
+    report = out / "report"
+    index = (report / "index.html").read_text()
+    assert "strict 1/400 tasks" in index and index.count("<tr data-status=") == 4
+    assert "data-status='failed'" in index and "data-status='solved'" in index
+    page = (report / "problems" / f"{ids[1]}.html").read_text()
+    assert "difference: " in page and f"../../problems/{ids[1]}/train0.gif" in page
+    assert (report / "problems" / ids[1] / "test0-attempt_2-diff.png").is_file()
+    assert (report / "problems" / f"{ids[3]}.html").is_file()  # a failed problem still gets its page
+    size = sum(f.stat().st_size for f in report.rglob("*") if f.is_file())
+    assert size < 60_000 * len(ids)  # PNGs of grids, no videos: a 400-problem report stays a few MB
+
+
+def test_vision_report_lists_metrics_and_images(tmp_path):
+    (tmp_path / "problems" / "pose-n3-seed0").mkdir(parents=True)
+    (tmp_path / "config.json").write_text(json.dumps({"family": "arc", "dataset": "synthetic"}))  # the family comes from the problems
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "problems" / "pose-n3-seed0" / "step5-val0-prediction.png")
+    record = {"task_id": "pose-n3-seed0", "family": "pose", "status": "done", "metrics": {"match_rate": 0.5},
+              "checkpoints": [{"step": 5, "metrics": {"match_rate": 0.5}, "images": ["pose-n3-seed0/step5-val0-prediction.png", "gone.png"]}]}
+    (tmp_path / "problems" / "pose-n3-seed0.json").write_text(json.dumps(record))
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "html")])
+    assert result.exit_code == 0, result.output
+    assert "match_rate" in (tmp_path / "html" / "index.html").read_text()
+    page = (tmp_path / "html" / "problems" / "pose-n3-seed0.html").read_text()
+    assert "../../problems/pose-n3-seed0/step5-val0-prediction.png" in page and "missing: gone.png" in page
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (apt-get install -y chromium)")
+def test_report_in_a_headless_browser(run, tmp_path):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    out, ids = run
+    report = tmp_path / "moved"
+    shutil.copytree(out / "report", report / "report")  # the report may sit anywhere next to the run
+    shutil.copytree(out / "problems", report / "problems")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((report / "report" / "index.html").as_uri())
+            page.fill("#filter", ids[2])
+            assert page.locator("#problems tbody tr:visible").count() == 1
+            page.fill("#filter", "")
+            page.select_option("#status", "failed")
+            assert page.locator("#problems tbody tr:visible").count() == 1
+            page.select_option("#status", "")
+            page.click("th:has-text('steps')")
+            page.click("th:has-text('steps')")  # descending: the most steps first
+            assert page.locator("#problems tbody tr").first.get_attribute("data-status") == "unsolved"
+            page.click(f"a:has-text('{ids[0]}')")
+            page.wait_for_load_state("load")
+            assert page.url.endswith(f"problems/{ids[0]}.html")
+            widths = page.evaluate("[...document.images].map(i => i.complete ? i.naturalWidth : 0)")
+            assert len(widths) > 10 and min(widths) > 0
+        finally:
+            browser.close()
+
+
+def test_inspect_paints_cells_in_the_palette_on_a_terminal(datasets_dir):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from arcvdm.report.inspect import print_problem
+
+    task = load_answers("arc-agi-1/evaluation", str(datasets_dir))[0]
+    buffer = StringIO()
+    print_problem(task, None, Console(file=buffer, force_terminal=True, color_system="truecolor", width=200))
+    assert "48;2;" in buffer.getvalue()  # truecolor backgrounds
+    assert "this run has no result" in buffer.getvalue()

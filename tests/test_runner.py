@@ -1,0 +1,182 @@
+"""Dataset runs: failures recorded, unsafe ids refused, resume, kill-and-resume, executors: `python -m pytest tests/test_runner.py -q`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+
+import arcvdm.solver
+from arcvdm.config import load_config
+from arcvdm.errors import ArcvdmError
+from arcvdm.executors import EXECUTORS, slurm_executor
+from arcvdm.runner import run_dataset, select_problems
+from arcvdm.tasks import Task, TaskSet
+
+ARCVDM = str(Path(sys.executable).parent / "arcvdm")
+FAST = ["--preset", "smoke", "--steps", "4", "--eval-every", "2", "--sample-steps", "2"]
+SAMPLE_IDS = "flip-h,erase-all,recolour"
+VOLATILE = {"timings", "peak_memory_bytes"}  # measurements, not results
+
+
+def task(task_id: str) -> Task:
+    return Task.from_dict({"train": [{"input": [[1, 0]], "output": [[0, 1]]}], "test": [{"input": [[2, 0]], "output": [[0, 2]]}]},
+                          task_id)
+
+
+def scripted_solver(outcomes: dict[str, object]):
+    """A stand-in for solve_problem: per task id, 'solve' (attempt = the answer), 'wrong', or an exception to raise."""
+
+    def solve_problem(task, config, backbone, out_dir, progress=None):
+        outcome = outcomes[task.id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        answer = [p.output.root for p in task.test] if outcome == "solve" else [[[9]] for _ in task.test]
+        return {"task_id": task.id, "status": "done", "attempts": [{"attempt_1": a, "attempt_2": None} for a in answer],
+                "selection": {"solved_train_at": 2 if outcome == "solve" else None}, "seed": config.train.seed}
+
+    return solve_problem
+
+
+@pytest.fixture
+def tasks_of(monkeypatch):
+    """Make `load_dataset` return the given TaskSet, so a run can hold any task ids."""
+
+    def use(taskset: TaskSet) -> None:
+        monkeypatch.setattr("arcvdm.datasets.load_dataset", lambda spec, data_dir=None: taskset)
+
+    return use
+
+
+def problem_files(out: Path) -> dict[str, dict]:
+    return {p.stem: {k: v for k, v in json.loads(p.read_text()).items() if k not in VOLATILE}
+            for p in sorted((out / "problems").glob("*.json"))}
+
+
+def images(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "problems").rglob("*.png"))}
+
+
+def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a"), task("b"), task("c")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem",
+                        scripted_solver({"a": "solve", "b": FloatingPointError("loss is NaN at step 3\nmore"), "c": "wrong"}))
+    summary = run_dataset("toy", load_config("smoke"), tmp_path, executor="local", log=lambda *_: None)
+    records = problem_files(tmp_path)
+    assert records["b"]["status"] == "failed: FloatingPointError: loss is NaN at step 3"
+    assert "Traceback" in records["b"]["traceback"]
+    assert records["a"]["status"] == records["c"]["status"] == "done"
+    assert (summary.done, summary.failed, summary.test_solved, summary.exit_code) == (2, 1, 1, 1)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["failures"] == {"b": records["b"]["status"]} and written["test_solved_strict"] == 1
+
+
+def test_unsafe_task_ids_are_refused_and_nothing_is_written_outside(tmp_path, monkeypatch, tasks_of):
+    out = tmp_path / "run"
+    tasks_of(TaskSet("toy", [task("../evil"), task(".hidden"), task("ok")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"ok": "solve"}))
+    summary = run_dataset("toy", load_config("smoke"), out, log=lambda *_: None)
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert sorted(p.name for p in (out / "problems").iterdir()) == ["ok.json"]
+    assert summary.failed == 2 and summary.done == 1
+    for key, status in summary.failures.items():
+        assert key.startswith("unsafe-") and "/" not in key
+        assert "cannot be used as a file name" in status
+
+
+def test_resume_skips_done_problems_and_redoes_failed_ones(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a"), task("b")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"a": "solve", "b": RuntimeError("CUDA out of memory")}))
+    run_dataset("toy", load_config("smoke"), tmp_path, log=lambda *_: None)
+    done_mtime = (tmp_path / "problems" / "a.json").stat().st_mtime_ns
+
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"b": "solve"}))  # 'a' would raise KeyError
+    summary = run_dataset("toy", load_config("smoke"), tmp_path, log=lambda *_: None)
+    assert (tmp_path / "problems" / "a.json").stat().st_mtime_ns == done_mtime
+    assert (summary.skipped, summary.done, summary.failed) == (1, 2, 0)
+
+    summary = run_dataset("toy", load_config("smoke"), tmp_path, resume=False, log=lambda *_: None)
+    assert summary.skipped == 0 and problem_files(tmp_path)["a"]["status"].startswith("failed: KeyError")
+
+
+def test_resume_refuses_a_different_config(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"a": "solve"}))
+    run_dataset("toy", load_config("smoke"), tmp_path, log=lambda *_: None)
+    with pytest.raises(ArcvdmError, match=r"train.steps: 40 -> 41.*new --out, or --no-resume"):
+        run_dataset("toy", load_config("smoke", {"train.steps": 41}), tmp_path)
+    # Where a problem runs is not part of what it computes.
+    run_dataset("toy", load_config("smoke", {"slurm.partition": "gpu"}), tmp_path, log=lambda *_: None)
+
+
+def test_problem_selection_by_ids_and_limit():
+    taskset = TaskSet("toy", [task("a"), task("b"), task("c")])
+    assert [p.key for p in select_problems(taskset, ["c", "a"], None)] == ["a", "c"]
+    assert [p.key for p in select_problems(taskset, None, 2)] == ["a", "b"]
+    with pytest.raises(ArcvdmError, match="Did you mean 'b'"):
+        select_problems(taskset, ["bb"], None)
+
+
+def test_slurm_array_parameters_without_a_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))  # pretend `srun` exists
+    config = load_config("paper-arc", {"slurm.partition": "gpu", "slurm.account": "lab", "slurm.time_min": 90})
+    executor = slurm_executor(config, tmp_path)
+    assert executor.folder == (tmp_path / "slurm").resolve()
+    sbatch = executor._make_submission_file_text("python job.py", "uid")
+    for line in ("--partition=gpu", "--account=lab", "--time=90", "--gpus-per-node=1", "--mem=64GB", "--ntasks-per-node=1"):
+        assert f"#SBATCH {line}" in sbatch
+
+
+def test_slurm_needs_sbatch(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ArcvdmError, match="needs a SLURM cluster"):
+        EXECUTORS.get("slurm")([task("a")], load_config("smoke"), tmp_path, lambda _: None)
+
+
+# ---------------------------------------------------------------- the real tiny backbone, end to end
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, samples_dir):
+    """An uninterrupted in-process run of three sample tasks: what every other path must reproduce."""
+    from typer.testing import CliRunner
+
+    from arcvdm.cli import app
+
+    out = tmp_path_factory.mktemp("reference")
+    result = CliRunner().invoke(app, ["run", str(samples_dir), "--tasks", SAMPLE_IDS, "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_kill_and_resume_gives_the_uninterrupted_results(tmp_path, samples_dir, reference_run):
+    command = [ARCVDM, "run", str(samples_dir), "--tasks", SAMPLE_IDS, "--out", str(tmp_path), *FAST]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "problems").glob("*.json")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_at_kill = len(list((tmp_path / "problems").glob("*.json")))
+    assert 1 <= finished_at_kill < 3, "the kill should land mid-run"
+
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished_at_kill} skipped" in resumed.stdout
+    assert problem_files(tmp_path) == problem_files(reference_run)
+    assert images(tmp_path) == images(reference_run)
+
+
+def test_submitit_array_path_writes_the_same_files(tmp_path, samples_dir, reference_run):
+    command = [ARCVDM, "run", str(samples_dir), "--tasks", SAMPLE_IDS, "--out", str(tmp_path), *FAST,
+               "--executor", "submitit-local"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert problem_files(tmp_path) == problem_files(reference_run)
+    assert images(tmp_path) == images(reference_run)
+    assert list((tmp_path / "slurm").glob("*_log.out")), "submitit keeps each array task's log under <out>/slurm"

@@ -1,0 +1,119 @@
+"""LoRA training objective, sampling and adapter files on the tiny backbone: `python -m pytest tests/test_train_sample.py -q`."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from arcvdm.backbones import load_backbone
+from arcvdm.config import load_config
+from arcvdm.sample import generate, last_frames
+from arcvdm.train import ADAPTER_FILE, LoraTrainer
+
+SIZE = 32
+
+
+def transition_video(seed: int, frames: int = 9, size: int = SIZE) -> np.ndarray:
+    """A square of one colour that moves across a dark background: first and last frames differ."""
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(64, 256, 3, dtype=np.uint8)
+    video = np.zeros((frames, size, size, 3), np.uint8)
+    for f in range(frames):
+        x = f * (size - 8) // (frames - 1)
+        video[f, 8:16, x : x + 8] = colour
+    return video
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("smoke", {"video.height": SIZE, "video.width": SIZE, "sample.steps": 2, "sample.batch_size": 2,
+                                 "lora.rank": 8, "lora.alpha": 16, "train.lr": 1e-2})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, config):
+    """The tiny backbone, its saved pipeline folder, two training videos and the base model's samples."""
+    backbone = load_backbone("tiny", device="cpu")
+    pipe_dir = tmp_path_factory.mktemp("tiny-pipeline")
+    backbone.pipe.save_pretrained(pipe_dir)
+    videos = [transition_video(0), transition_video(1)]
+    base = generate(backbone, [v[0] for v in videos], config, seed=7)
+    return backbone, pipe_dir, videos, base
+
+
+def test_overfitting_one_fixed_example_lowers_the_loss(setup, config):
+    backbone, _, videos, _ = setup
+    trainer = LoraTrainer(backbone, videos[:1], config.model_copy(update={"train": config.train.model_copy(update={"lr": 1e-3})}))
+    g = torch.Generator().manual_seed(0)
+    indices = torch.tensor([0, 0])
+    noise = torch.randn((2, *trainer.latents.shape[1:]), generator=g)
+    timesteps = torch.tensor([500, 700])
+    losses = [trainer.train_step(indices, noise, timesteps) for _ in range(30)]
+    assert losses[-1] < 0.8 * losses[0]
+    assert trainer.step == 30
+
+
+def test_only_lora_parameters_train(setup, config):
+    backbone, _, videos, _ = setup
+    trainer = LoraTrainer(backbone, videos, config)
+    names = [n for n, p in backbone.transformer.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names)
+    assert all(p.dtype == torch.float32 for p in trainer.params)
+    frozen = {n: p.detach().clone() for n, p in backbone.transformer.named_parameters() if not p.requires_grad}
+    trainer.train(2, progress=False)
+    assert all(torch.equal(p, frozen[n]) for n, p in backbone.transformer.named_parameters() if not p.requires_grad)
+
+
+def test_the_latents_follow_the_pipeline_layout(setup, config):
+    backbone, _, videos, _ = setup
+    trainer = LoraTrainer(backbone, videos, config)
+    # 9 frames -> 3 latent frames, padded to 4 by repeating the first; image latents: the image, then zeros.
+    assert trainer.latents.shape == (2, 4, 4, SIZE // 8, SIZE // 8)
+    assert torch.equal(trainer.latents[:, 0], trainer.latents[:, 1])
+    assert trainer.image_latents[:, 0].abs().sum() > 0 and not trainer.image_latents[:, 1:].any()
+
+
+def test_train_then_sample_shapes_range_determinism_and_counts(setup, config):
+    backbone, _, videos, base = setup
+    trainer = LoraTrainer(backbone, videos, config)
+    losses = trainer.train(3, progress=False)
+    assert len(losses) == 3 and trainer.step == 3 and all(np.isfinite(losses))
+    assert len(trainer.train(2, progress=False)) == 2 and trainer.step == 5
+    calls, nfe = backbone.sampler_calls, backbone.nfe
+    first = [v[0] for v in videos] + [videos[0][0]]
+    out = generate(backbone, first, config, seed=7)
+    assert out.shape == (3, 9, SIZE, SIZE, 3) and out.dtype == np.uint8
+    assert (backbone.sampler_calls - calls, backbone.nfe - nfe) == (2, 3 * config.sample.steps)  # batches of 2
+    assert np.array_equal(out, generate(backbone, first, config, seed=7))
+    assert not np.array_equal(out, generate(backbone, first, config, seed=8))
+    assert np.array_equal(last_frames(backbone, first, config, seed=7), out[:, -1])
+    assert np.abs(out[:2].astype(int) - base).max() > 0  # the adapter changed the model
+
+
+def test_saved_adapter_loads_into_a_stock_pipeline(setup, config, tmp_path):
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    backbone, pipe_dir, videos, base = setup
+    trainer = LoraTrainer(backbone, videos, config)
+    trainer.train(5, progress=False)
+    ours = generate(backbone, [videos[0][0]], config, seed=7)[0]
+    path = trainer.save_adapter(tmp_path)
+    assert path.name == ADAPTER_FILE
+    assert all(key.startswith("transformer.") and "lora_" in key for key in load_file(path))
+
+    stock = CogVideoXImageToVideoPipeline.from_pretrained(pipe_dir)
+    stock.load_lora_weights(tmp_path)
+    image = torch.from_numpy(videos[0][0]).permute(2, 0, 1)[None].float() / 255
+    frames = stock(image=image, prompt=config.prompt, height=SIZE, width=SIZE, num_frames=9, num_inference_steps=2,
+                   guidance_scale=1.0, generator=torch.Generator().manual_seed(7), output_type="np").frames[0]
+    theirs = np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
+    assert np.abs(theirs.astype(int) - ours).max() <= 1  # a reload differs by ~1e-6 before rounding
+    assert np.abs(theirs.astype(int) - base[0]).max() > 1
+
+
+def test_reset_lora_restores_the_base_model(setup, config):
+    backbone, _, videos, base = setup
+    LoraTrainer(backbone, videos, config).train(3, progress=False)
+    backbone.reset_lora()
+    assert not any(p.requires_grad for p in backbone.transformer.parameters())
+    assert np.array_equal(generate(backbone, [v[0] for v in videos], config, seed=7), base)

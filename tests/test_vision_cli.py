@@ -1,0 +1,52 @@
+"""End-to-end `arcvdm vision run` of two families on synthetic data with the tiny backbone: python -m pytest tests/test_vision_cli.py -q"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from arcvdm.cli import app
+
+SMOKE = ["--data", "synthetic", "--shots", "2", "--seeds", "1", "--eval", "2", "--preset", "vision-smoke"]
+
+
+def _run(*args):
+    result = CliRunner().invoke(app, ["vision", "run", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_two_families_end_to_end_then_resume(tmp_path):
+    for family, metric in (("binary-segmentation", "miou"), ("grid-classification", "accuracy")):
+        out = tmp_path / family
+        output = _run(family, *SMOKE, "--out", str(out))
+        assert "1/1 problems done" in output
+
+        record = json.loads((out / "problems" / f"{family}-n2-seed0.json").read_text())
+        assert record["status"] == "done" and record["family"] == family
+        assert [c["step"] for c in record["checkpoints"]] == [2, 4]  # vision-smoke: 4 steps, evaluated every 2
+        assert 0.0 <= record["metrics"][metric] <= 1.0
+        assert record["train_steps_run"] == 4 and record["sampler_calls"] == 4 and record["forward_flops"] > 0
+        assert len(record["train_items"]) == 2 and len(record["eval_items"]) == 2
+        for name in record["checkpoints"][-1]["images"]:
+            picture = np.asarray(Image.open(out / "problems" / name))
+            assert picture.shape == (64, 3 * 64 + 2 * 4, 3)  # input | target | prediction
+
+        config = json.loads((out / "config.json").read_text())
+        assert (config["family"], config["backbone"], config["dataset"]) == (family, "tiny", "synthetic")
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["done"] == 1 and summary["metrics"][metric]["n"] == 1
+        assert (out / "environment.json").is_file()
+
+    output = _run("grid-classification", *SMOKE, "--out", str(tmp_path / "grid-classification"))
+    assert "(1 already)" in output
+
+
+def test_unknown_family_is_a_one_line_error(tmp_path):
+    cmd = [sys.executable, "-c", "from arcvdm.cli import main; main()", "vision", "run", "segmentation", "--out", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Did you mean 'binary-segmentation'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
