@@ -47,6 +47,7 @@ MARKER = np.array([255, 255, 255], dtype=np.uint8)
 MARKER_LABEL = 10
 LINE_PX = 2
 MAX_CELL = 50
+SAMPLES = 8  # interior pixels per cell side used by the decoder
 MIN_CELL = 4  # below this a cell has no interior left once the pixels next to the lines are skipped
 
 # Colours indexed by the label used while rendering: 0-9 palette, 10 marker, 11 line.
@@ -146,31 +147,40 @@ def render(grid: Grid | np.ndarray, plan: CanvasPlan) -> np.ndarray:
         labelled = np.full((rows + 1, cols + 1), MARKER_LABEL, dtype=np.uint8)
         labelled[:rows, :cols] = cells
         cells = labelled
-    ys, in_y = _lattice(cells.shape[0], cell)
-    xs, in_x = _lattice(cells.shape[1], cell)
-    block = np.where(in_y[:, None] & in_x[None, :], cells[ys][:, xs], _LINE_LABEL)
-    labels = np.zeros((plan.height, plan.width), dtype=np.uint8)  # 0 = black canvas
-    labels[top : top + block.shape[0], left : left + block.shape[1]] = block
-    return _TABLE[labels]
+    # Interleave line and cell labels ([line, cell, line, cell, ..., line] on both axes), colour the small
+    # array, then stretch it with np.repeat: lines 2 px, cells `cell` px.
+    n_rows, n_cols = cells.shape
+    woven = np.full((2 * n_rows + 1, 2 * n_cols + 1), _LINE_LABEL, dtype=np.uint8)
+    woven[1::2, 1::2] = cells
+    block = _TABLE[woven]
+    block = np.repeat(block, _widths(n_rows, cell), axis=0)
+    block = np.repeat(block, _widths(n_cols, cell), axis=1)
+    frame = np.zeros((plan.height, plan.width, 3), dtype=np.uint8)  # black canvas
+    frame[top : top + block.shape[0], left : left + block.shape[1]] = block
+    return frame
 
 
-def _lattice(n: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each pixel of a block of `n` cells: the cell index it belongs to and whether it is inside a cell."""
-    pos = np.arange(_extent(n, cell)) - LINE_PX
-    index = np.clip(pos // (cell + LINE_PX), 0, n - 1)
-    inside = (pos >= 0) & (pos % (cell + LINE_PX) < cell)
-    return index, inside
+def _widths(n: int, cell: int) -> np.ndarray:
+    widths = np.full(2 * n + 1, LINE_PX)
+    widths[1::2] = cell
+    return widths
 
 
 def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, cols: int) -> np.ndarray:
-    """Median colour of each cell's interior (skipping the pixels next to the lines): float [rows, cols, 3]."""
+    """Median colour of each cell's interior, skipping the pixels next to the lines: float [rows, cols, 3].
+
+    At most 8x8 evenly spaced interior pixels per cell are used: plenty for a median under noise, and large
+    cells cost no more than small ones.
+    """
     period = cell + LINE_PX
     margin = max(1, cell // 4)
+    inner = cell - 2 * margin
+    step = max(1, -(-inner // SAMPLES))
     y0, x0 = top + LINE_PX, left + LINE_PX
     block = frame[y0 : y0 + rows * period, x0 : x0 + cols * period].reshape(rows, period, cols, period, 3)
-    inner = block[:, margin : cell - margin, :, margin : cell - margin]
-    inner = inner.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
-    return np.median(inner, axis=2)
+    sample = block[:, margin : cell - margin : step, :, margin : cell - margin : step]
+    sample = sample.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
+    return np.median(sample, axis=2)
 
 
 def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +236,7 @@ def _decode_known(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int], c
     colours = cell_colours(frame, top, left, cell, rows, cols)
     labels, offset = classify(colours, refs, color_correction)
     grid = _palette_labels(colours - offset, labels)[: shape[0], : shape[1]]
-    return Decoded(Grid.from_array(grid), None, _as_shift(offset))
+    return Decoded(_grid(grid), None, _as_shift(offset))
 
 
 def _palette_labels(colours: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -239,11 +249,14 @@ def _palette_labels(colours: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _decode_anchored(frame: np.ndarray, plan: CanvasPlan, color_correction: bool) -> Decoded:
-    """Find the marker: at the plan's cell size first, then at the smaller sizes used for grids that overflow it."""
+    """Measure the cell size from the grid lines, find the marker L on that lattice, read the cells inside it."""
     top, left = plan.origin  # type: ignore[misc]
     refs = np.concatenate([PALETTE, MARKER[None]])
-    best = (0.0, plan.cell)
-    for cell in range(plan.cell, MIN_CELL - 1, -1):
+    cell = detect_cell(frame, plan)
+    # A generated frame may blur a few marker cells: failing an intact L, accept a mostly intact one at the plan's size.
+    attempts = [(cell, 1.0), (plan.cell, 0.75)]
+    best = 0.0
+    for cell, needed in attempts:
         rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // (cell + LINE_PX))
         cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // (cell + LINE_PX))
         if rows < 2 or cols < 2:
@@ -251,20 +264,37 @@ def _decode_anchored(frame: np.ndarray, plan: CanvasPlan, color_correction: bool
         colours = cell_colours(frame, top, left, cell, rows, cols)
         labels, offset = classify(colours, refs, color_correction)
         (h, w), score = _find_marker(labels == MARKER_LABEL)
+        best = max(best, score)
         # A grid is drawn with a smaller cell only when it overflows the plan's: anything else is a misreading.
-        if score == 1.0 and plan.cell_for((h, w)) == cell:
+        if score >= needed and plan.cell_for((h, w)) == cell:
             grid = _palette_labels(colours[:h, :w] - offset, labels[:h, :w])
-            return Decoded(Grid.from_array(grid), None, _as_shift(offset))
-        if cell == plan.cell:
-            best = (score, cell)
-            lenient = (h, w, colours, labels, offset)
-    score, cell = best
-    if score >= 0.75:  # a generated frame may blur a few marker cells: accept a mostly intact L at the plan's size
-        h, w, colours, labels, offset = lenient
-        if plan.cell_for((h, w)) == plan.cell:
-            grid = _palette_labels(colours[:h, :w] - offset, labels[:h, :w])
-            return Decoded(Grid.from_array(grid), None, _as_shift(offset))
-    return Decoded(None, f"no extent marker found (best match {score:.0%} of the marker cells at {cell} px cells)")
+            return Decoded(_grid(grid), None, _as_shift(offset))
+    return Decoded(None, f"no extent marker found (at best {best:.0%} of a marker's cells)")
+
+
+def detect_cell(frame: np.ndarray, plan: CanvasPlan) -> int:
+    """The cell size whose grid lines best match the frame, from the anchored origin (plan's size on near ties).
+
+    Grids that overflow the plan are drawn with smaller cells from the same corner; the first two lines below
+    and right of the first cell (present in every anchored block: one grid row or column plus the marker)
+    sit at different pixels for every cell size, so the size whose predicted line pixels are greyest wins.
+    """
+    top, left = plan.origin  # type: ignore[misc]
+    size = 2 * (plan.cell + LINE_PX) + LINE_PX
+    region = frame[top : top + size, left : left + size].astype(np.float32)
+    off_line = np.sqrt(((region - LINE) ** 2).sum(-1))  # distance of each pixel to the line colour
+    scores = {}
+    for cell in range(plan.cell, MIN_CELL - 1, -1):
+        period = cell + LINE_PX
+        span = 2 * period + LINE_PX
+        if span > min(off_line.shape):
+            continue
+        at = [k * period + d for k in (1, 2) for d in range(LINE_PX)]
+        scores[cell] = float(off_line[at, :span].mean() + off_line[:span, at].mean())
+    if not scores:
+        return plan.cell
+    best = min(scores.values())
+    return max(c for c, s in scores.items() if s <= best + 1.0)
 
 
 def _find_marker(marker: np.ndarray) -> tuple[tuple[int, int], float]:
@@ -282,6 +312,11 @@ def _find_marker(marker: np.ndarray) -> tuple[tuple[int, int], float]:
     score = hits / (w + 1 + h)
     i, j = np.unravel_index(np.argmax(score), score.shape)
     return (int(i) + 1, int(j) + 1), float(score[i, j])
+
+
+def _grid(labels: np.ndarray) -> Grid:
+    # Labels are palette indices by construction: skip re-validating every cell.
+    return Grid.model_construct(labels.astype(np.uint8).tolist())
 
 
 def _as_shift(offset: np.ndarray) -> tuple[float, float, float]:

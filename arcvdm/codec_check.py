@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from arcvdm.codec import Layout, decode, plan_for_task, render
+from arcvdm.codec import PALETTE, CanvasPlan, Layout, decode, plan_for_task, render
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Task
 
@@ -33,7 +33,7 @@ class Perturbation:
         if self.shift:
             out += rng.choice([-1, 1], size=3) * self.shift  # the extreme of the range: the hardest case
         if self.noise:
-            out += rng.normal(0.0, self.noise, size=out.shape).astype(np.float32)
+            out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(self.noise)
         out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         if self.jpeg:
             out = jpeg_roundtrip(out, self.jpeg)
@@ -129,3 +129,22 @@ def check_tasks(tasks: list[Task], layout: Layout, perturbation: Perturbation = 
     order = {t.id: i for i, t in enumerate(tasks)}
     total.failures.sort(key=lambda f: order.get(f["task"], 0))
     return total
+
+
+def reference_decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int]) -> np.ndarray:
+    """A straightforward per-cell Python decoder (the benchmark's baseline): median of each interior, nearest colour."""
+    top, left, cell = plan.geometry(shape)
+    margin = max(1, cell // 4)
+    palette = [tuple(int(v) for v in colour) for colour in PALETTE]
+    grid = []
+    for r in range(shape[0]):
+        row = []
+        for c in range(shape[1]):
+            y = top + 2 + r * (cell + 2) + margin
+            x = left + 2 + c * (cell + 2) + margin
+            interior = frame[y : y + cell - 2 * margin, x : x + cell - 2 * margin].reshape(-1, 3)
+            colour = np.median(interior, axis=0)
+            distances = [sum((float(colour[k]) - p[k]) ** 2 for k in range(3)) for p in palette]
+            row.append(distances.index(min(distances)))
+        grid.append(row)
+    return np.array(grid, dtype=np.uint8)

@@ -93,16 +93,20 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
             shutil.rmtree(out / "problems" / p.key, ignore_errors=True)
             pending.append(p.task)
 
-    tasks_by_id = {p.key: p.task for p in problems if p.task is not None}
+    by_key = {p.key: p for p in problems}
     pending_ids = {t.id for t in pending}
+    if pending:
+        log(f"{len(pending)} to solve, {summary.skipped} already done; executor {executor}; results in {out}")
     with _ProgressBar(len(problems)) as bar:
+
+        def finished(key: str) -> None:
+            bar.finished(_record(out, by_key[key]), by_key[key].task)
+
         for p in problems:
             if p.key not in pending_ids:
-                bar.finished(_record(out, p), p.task)
+                finished(p.key)
         if pending:
-            log(f"{len(pending)} to solve, {summary.skipped} already done; executor {executor}; results in {out}")
-            execute(pending, config, out, lambda task_id: bar.finished(_record(out, tasks_by_id[task_id]),
-                                                                         tasks_by_id[task_id]))
+            execute(pending, config, out, finished)
 
     for p in problems:
         record = _record(out, p) or {}
@@ -177,6 +181,13 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) ->
     atomic_write_json(out / "environment.json", environment_info())
 
 
+def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
+    """The config and dataset spec a run folder was made with (config.json minus its "dataset" key)."""
+    data = json.loads((Path(out) / "config.json").read_text())
+    dataset = data.pop("dataset", None)
+    return RunConfig.model_validate(data), dataset
+
+
 def _comparable(config_data: dict) -> dict:
     return {k: v for k, v in config_data.items() if k not in EXECUTION_ONLY}
 
@@ -194,12 +205,11 @@ def _status(path: Path) -> str | None:
         return None
 
 
-def _record(out: Path, problem: Problem | Task) -> dict | None:
-    key = problem.key if isinstance(problem, Problem) else problem.id
-    if isinstance(problem, Problem) and not problem.writable:
-        return {"status": problem.error and f"failed: {problem.error}"}
+def _record(out: Path, problem: Problem) -> dict | None:
+    if not problem.writable:
+        return {"status": f"failed: {problem.error}"}
     try:
-        return json.loads(problem_path(out, key).read_text())
+        return json.loads(problem_path(out, problem.key).read_text())
     except (OSError, ValueError):
         return None
 

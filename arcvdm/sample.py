@@ -37,7 +37,7 @@ def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: 
         chunk = first_frames[start : start + s.batch_size]
         image = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 255.0  # [B, 3, H, W] in [0, 1]
         out = backbone.pipe(
-            image=image.to(backbone.device, backbone.dtype),
+            image=image,  # fp32 on CPU: the pipeline normalises it, then moves it to the backbone's device and dtype
             prompt_embeds=prompt.expand(len(chunk), -1, -1),
             negative_prompt_embeds=None if negative is None else negative.expand(len(chunk), -1, -1),
             height=v.height,

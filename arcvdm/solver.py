@@ -4,7 +4,7 @@ Read top to bottom: `solve_problem` builds the videos, then `solve` runs the loo
 
     for step in the fixed schedule (every train.eval_every steps up to train.steps):
         train the learner up to `step`            (leave-one-out: without pair `held_out` in this chunk)
-        predict the last frame of every train input (one view) and every test input (augment.views views)
+        predict the last frame of every train input (untransformed) and every test input (augment.views views)
         decode (and map views back), record predictions, correctness, errors, PNGs
         stop early once `selection.decided` says no later checkpoint can change the attempts
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -41,7 +40,7 @@ class Learner(Protocol):
         """Train up to `step` (total); `held_out`: train pair whose videos this chunk leaves out."""
 
     def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
-        """Last frame [H,W,3] uint8 of the video generated from each first frame."""
+        """Last frame [H,W,3] uint8 of the video generated from each first frame; frame n uses seed + n."""
 
 
 # Builds the learner of one problem from its training videos, grouped by train pair (videos_by_pair[i][t] is
@@ -77,17 +76,6 @@ class DiffusionLearner:
         return list(generate(self.backbone, first_frames, self.config, seed=seed)[:, -1])
 
 
-VIEW_SEED_SPACING = 1000
-
-
-@dataclass(frozen=True)
-class View:
-    """One way of looking at a test input at inference: a transform of the problem and a sampler seed."""
-
-    transform: Transform
-    seed: int
-
-
 def solve_problem(task: Task, config: RunConfig, backbone: Any, out_dir: Path, progress: Any = None,
                   make_learner: LearnerFactory | None = None) -> dict:
     """The problem's result record (status "done"), with last-frame PNGs and the first training video under `out_dir`.
@@ -108,18 +96,17 @@ def training_transforms(config: RunConfig) -> list[Transform]:
     return sample_transforms(config.augment.symmetries, config.augment.color_maps, config.augment.seed)
 
 
-def inference_views(config: RunConfig) -> list[View]:
-    """`augment.views` views: the training transforms in order (identity first), cycled if there are more views,
-    each with its own sampler seeds (`generate` seeds video i with seed + i, hence the spacing), so that
-    repeats of a transform still differ."""
+def inference_views(config: RunConfig) -> list[Transform]:
+    """`augment.views` transforms: the training ones in order (identity first), cycled if there are more views
+    (a repeated transform still differs by its sampler seed)."""
     transforms = training_transforms(config)
-    return [View(transforms[v % len(transforms)], config.sample.seed + VIEW_SEED_SPACING * v) for v in range(config.augment.views)]
+    return [transforms[v % len(transforms)] for v in range(config.augment.views)]
 
 
 def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
     """One cell size for every grid any transform shows the model (a transpose swaps rows and columns);
     like `codec.plan_for_task`, from visible grids only."""
-    transforms = [*training_transforms(config), *(v.transform for v in inference_views(config))]
+    transforms = [*training_transforms(config), *inference_views(config)]
     grids = [g for t in augmented_tasks(task, list(dict.fromkeys(transforms))) for g in t.visible_grids()]
     return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width)
 
@@ -150,6 +137,8 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     k = config.selection.attempts
     schedule = schedule_steps(config.train.steps, config.train.eval_every)
     train_frames = [codec.render(p.input, plan) for p in task.train]
+    test_slots = [(v, j) for v in range(len(views)) for j in range(len(task.test))]
+    test_frames = [codec.render(views[v].apply(task.test[j].input), plan) for v, j in test_slots]
     t_setup = time.perf_counter() - t_start
 
     records: list[dict] = []
@@ -166,31 +155,29 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         t1 = time.perf_counter()
         train_s += t1 - t0
 
-        # The selection signal: every train input once, untransformed, with the first view's seed.
-        train_last = learner.predict(train_frames, seed=views[0].seed)
-        sampler_calls += len(train_frames)
+        # One batch per checkpoint: every train input once, untransformed (the selection signal), then every
+        # test input under every view. Frame n is sampled with seed sample.seed + n (see `Learner.predict`).
+        last = learner.predict(train_frames + test_frames, seed=config.sample.seed)
+        sampler_calls += len(last)
         train_entries = []
-        for i, (p, frame) in enumerate(zip(task.train, train_last)):
+        for i, (p, frame) in enumerate(zip(task.train, last)):
             save_png(frame, out_dir / f"step{step}-train{i}.png")
             grid, error = _decode(frame, plan, p.output.shape if layout == "centered" else None, config)
             train_entries.append({"prediction": _rows(grid), "correct": grid == p.output, "error": error})
 
         test_candidates: list[list[Candidate]] = [[] for _ in task.test]
         test_views: list[list[dict]] = [[] for _ in task.test]
-        for v, view in enumerate(views):
-            frames = [codec.render(view.transform.apply(p.input), plan) for p in task.test]
-            last = learner.predict(frames, seed=view.seed)
-            sampler_calls += len(frames)
-            for j, (p, frame) in enumerate(zip(task.test, last)):
-                save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
-                shape, error = _test_shape(p.output, view.transform, layout)
-                grid = None
-                if error is None:
-                    seen_grid, error = _decode(frame, plan, shape, config)
-                    grid = None if seen_grid is None else view.transform.invert(seen_grid)
-                test_candidates[j].append(Candidate(grid, view.transform, step, view.seed))
-                test_views[j].append({"transform": view.transform.name, "seed": view.seed,
-                                      "prediction": _rows(grid), "error": error})
+        for n, ((v, j), frame) in enumerate(zip(test_slots, last[len(train_frames):]), start=len(train_frames)):
+            view, p = views[v], task.test[j]
+            save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
+            shape, error = _test_shape(p.output, view, layout)
+            grid = None
+            if error is None:
+                seen_grid, error = _decode(frame, plan, shape, config)
+                grid = None if seen_grid is None else view.invert(seen_grid)
+            seed = config.sample.seed + n
+            test_candidates[j].append(Candidate(grid, view, step, seed))
+            test_views[j].append({"transform": view.name, "seed": seed, "prediction": _rows(grid), "error": error})
         sample_s += time.perf_counter() - t1
 
         # The checkpoint's own test prediction is the untransformed view's; the other views only vote.

@@ -43,7 +43,10 @@ IMAGE_NOISE_LOG_SIGMA = (-3.0, 0.5)  # mean and std of log sigma, as in CogVideo
 OFS = 2.0  # the pipeline always passes ofs = 2.0; the output depends on it
 
 
-def check_videos(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
+def check_inputs(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
+    """Refuse bad shapes and settings before any encoding starts."""
+    if config.lora.targets not in LORA_TARGETS:
+        raise ArcvdmError(f"lora.targets = {config.lora.targets!r}: use one of {', '.join(LORA_TARGETS)}")
     frames, height, width = config.video.frames, config.video.height, config.video.width
     backbone.check_video_shape(frames, height, width)
     if not videos:
@@ -52,7 +55,7 @@ def check_videos(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
         if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.shape != (frames, height, width, 3):
             got = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
             raise ArcvdmError(
-                f"training video {i} is {got}; expected uint8 {(frames, height, width, 3)} from config.video (frames, height, width)"
+                f"training video {i} is {got}; expected uint8 {(frames, height, width, 3)} from config.video"
             )
 
 
@@ -63,7 +66,7 @@ class LoraTrainer:
         from diffusers.training_utils import cast_training_params
         from peft import LoraConfig
 
-        check_videos(backbone, videos, config)
+        check_inputs(backbone, videos, config)
         self.backbone, self.config = backbone, config
         self.pipe, self.transformer = backbone.pipe, backbone.transformer
         self.device, self.dtype = backbone.device, backbone.dtype
@@ -79,13 +82,10 @@ class LoraTrainer:
 
         # 2. The adapter: frozen base in the backbone dtype, LoRA weights in fp32 for the optimizer.
         backbone.reset_lora()
-        targets = config.lora.targets
-        if targets not in LORA_TARGETS:
-            raise ArcvdmError(f"lora.targets = {targets!r}: use one of {', '.join(LORA_TARGETS)}")
         with torch.random.fork_rng(devices=[]):  # seeded LoRA init without touching the caller's RNG
             torch.manual_seed(config.train.seed)
             self.transformer.add_adapter(
-                LoraConfig(r=config.lora.rank, lora_alpha=config.lora.alpha, target_modules=LORA_TARGETS[targets],
+                LoraConfig(r=config.lora.rank, lora_alpha=config.lora.alpha, target_modules=LORA_TARGETS[config.lora.targets],
                            init_lora_weights=True),
                 adapter_name=ADAPTER,
             )
@@ -121,8 +121,6 @@ class LoraTrainer:
         latents, image = torch.cat(latents), torch.cat(image_latents)
 
         n, padded = self.backbone.latent_frames(self.config.video.frames)
-        if latents.shape[1] != n:
-            raise ArcvdmError(f"VAE gave {latents.shape[1]} latent frames for {self.config.video.frames} frames, expected {n}")
         latents = torch.cat([latents[:, :1].expand(-1, padded - n, -1, -1, -1), latents], dim=1)
         image = torch.cat([image, image.new_zeros(image.shape[0], padded - 1, *image.shape[2:])], dim=1)
         return latents, image

@@ -49,8 +49,11 @@ def test_bad_video_shapes_are_refused_up_front(tiny, frames, height, width, mess
 
 def test_videos_that_disagree_with_the_config_are_refused(tiny):
     config = load_config("smoke", {"video.height": 32, "video.width": 32})
+    bad_targets = load_config("smoke", {"lora.targets": "qv"})
     with pytest.raises(ArcvdmError, match="training video 0 is uint8 \\(9, 64, 64, 3\\)"):
         LoraTrainer(tiny, [np.zeros((9, 64, 64, 3), np.uint8)], config)
+    with pytest.raises(ArcvdmError, match="lora.targets = 'qv'"):
+        LoraTrainer(tiny, [np.zeros((9, 32, 32, 3), np.uint8)], config.model_copy(update={"lora": bad_targets.lora}))
     with pytest.raises(ArcvdmError, match="first frame 0 is float64"):
         generate(tiny, [np.zeros((32, 32, 3))], config)
 

@@ -43,13 +43,13 @@ def setup(tmp_path_factory, config):
 
 def test_overfitting_one_fixed_example_lowers_the_loss(setup, config):
     backbone, _, videos, _ = setup
-    trainer = LoraTrainer(backbone, videos[:1], config.model_copy(update={"train": config.train.model_copy(update={"lr": 1e-3})}))
+    trainer = LoraTrainer(backbone, videos[:1], config)
     g = torch.Generator().manual_seed(0)
     indices = torch.tensor([0, 0])
     noise = torch.randn((2, *trainer.latents.shape[1:]), generator=g)
     timesteps = torch.tensor([500, 700])
     losses = [trainer.train_step(indices, noise, timesteps) for _ in range(30)]
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.7 * losses[0]
     assert trainer.step == 30
 
 
@@ -62,6 +62,27 @@ def test_only_lora_parameters_train(setup, config):
     frozen = {n: p.detach().clone() for n, p in backbone.transformer.named_parameters() if not p.requires_grad}
     trainer.train(2, progress=False)
     assert all(torch.equal(p, frozen[n]) for n, p in backbone.transformer.named_parameters() if not p.requires_grad)
+
+
+@pytest.mark.parametrize(
+    ("targets", "wrapped"),
+    [("qk", {"attn1.to_q", "attn1.to_k"}), ("vo", {"attn1.to_v", "attn1.to_out.0"}),
+     ("all-linear", {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "ff.net.0.proj", "ff.net.2",
+                     "norm1.linear", "norm2.linear"})],
+)
+def test_lora_target_sets(setup, config, targets, wrapped):
+    backbone, _, videos, _ = setup
+    lora = config.lora.model_copy(update={"targets": targets})
+    LoraTrainer(backbone, videos[:1], config.model_copy(update={"lora": lora}))
+    names = {n.removeprefix("transformer_blocks.0.").split(".lora_A")[0]
+             for n, _ in backbone.transformer.named_parameters() if ".lora_A." in n}
+    assert names == wrapped
+
+
+def test_training_is_reproducible(setup, config):
+    backbone, _, videos, _ = setup
+    first = LoraTrainer(backbone, videos, config).train(2, progress=False)
+    assert LoraTrainer(backbone, videos, config).train(2, progress=False) == first
 
 
 def test_the_latents_follow_the_pipeline_layout(setup, config):

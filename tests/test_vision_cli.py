@@ -31,6 +31,7 @@ def test_two_families_end_to_end_then_resume(tmp_path):
         assert 0.0 <= record["metrics"][metric] <= 1.0
         assert record["train_steps_run"] == 4 and record["sampler_calls"] == 4 and record["forward_flops"] > 0
         assert len(record["train_items"]) == 2 and len(record["eval_items"]) == 2
+        assert (out / "problems" / f"{family}-n2-seed0" / "train1.gif").is_file()
         for name in record["checkpoints"][-1]["images"]:
             picture = np.asarray(Image.open(out / "problems" / name))
             assert picture.shape == (64, 3 * 64 + 2 * 4, 3)  # input | target | prediction
@@ -50,3 +51,16 @@ def test_unknown_family_is_a_one_line_error(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Did you mean 'binary-segmentation'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path):
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "run"
+    args = ["vision", "run", "flip-vertical", "--data", str(tmp_path), "--shots", "5", "--seeds", "2", "--eval", "1",
+            "--preset", "vision-smoke", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "0/2 problems done" in result.output and "2 failed" in result.output
+    record = json.loads((out / "problems" / "flip-vertical-n5-seed1.json").read_text())
+    assert record["status"].startswith("failed: ArcvdmError") and "need 5" in record["status"]

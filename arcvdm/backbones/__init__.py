@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,17 @@ BACKBONES.add("cogvideox1.5-5b-i2v", partial(_pretrained, name_or_path="THUDM/Co
 BACKBONES.add("cogvideox1.5-5b-i2v-random", _random_5b)
 
 
+def check_video_shape(frames: int, height: int, width: int) -> None:
+    """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers fails later with a reshape error)."""
+    if frames < 1 or (frames - 1) % 8:
+        raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs 8k+1 frames (9, 17, 25, ...); set video.frames")
+    for what, size in (("height", height), ("width", width)):
+        if size < 16 or size % 16:
+            raise ArcvdmError(
+                f"video.{what} = {size}: must be a positive multiple of 16 (VAE x8, patch x2); set video.{what}"
+            )
+
+
 class Backbone:
     """A loaded image-to-video pipeline plus what every problem reuses: cached prompt embeddings and FLOP counts.
 
@@ -65,12 +77,7 @@ class Backbone:
         return self.pipe.transformer
 
     def check_video_shape(self, frames: int, height: int, width: int) -> None:
-        """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers fails later with a reshape error)."""
-        if frames < 1 or (frames - 1) % 8:
-            raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs 8k+1 frames (9, 17, 25, ...); set video.frames")
-        for what, size in (("height", height), ("width", width)):
-            if size < 16 or size % 16:
-                raise ArcvdmError(f"video.{what} = {size}: must be a positive multiple of 16 (VAE x8, patch x2); set video.{what}")
+        check_video_shape(frames, height, width)
 
     def latent_frames(self, frames: int) -> tuple[int, int]:
         """(latent frames, padded latent frames): 9 frames -> 3 latents, padded to 4 for the temporal patch of 2."""
@@ -86,7 +93,7 @@ class Backbone:
         if prompt not in self._prompt_embeds:
             config = self.transformer.config
             if self.pipe.text_encoder is None:
-                g = torch.Generator().manual_seed(0)
+                g = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))  # distinct prompts stay distinct
                 embeds = torch.randn(1, config.max_text_seq_length, config.text_embed_dim, generator=g)
             else:
                 with torch.no_grad():
@@ -136,7 +143,9 @@ def count_forward_flops(backbone: Backbone, frames: int, height: int, width: int
     return float(counter.get_total_flops())
 
 
-def load_backbone(name_or_path: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Backbone:
+def load_backbone(
+    name_or_path: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+) -> Backbone:
     """A registered backbone name, a local folder written by `save_pretrained`, or a hub id, placed on device/dtype."""
     device = pick_device(device)
     dtype = pick_dtype(device, dtype)
@@ -145,7 +154,8 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None, d
     elif Path(name_or_path).exists() or name_or_path.count("/") == 1:
         pipe = _pretrained(device, dtype, name_or_path)
     else:
-        raise ArcvdmError(BACKBONES.unknown_message(name_or_path) + ", or a local pipeline folder, or a hub id owner/name")
+        hint = ", or a local pipeline folder, or a hub id owner/name"
+        raise ArcvdmError(BACKBONES.unknown_message(name_or_path) + hint)
     if device.type != "meta":
         pipe.to(device)
         if pipe.transformer.dtype != dtype or pipe.vae.dtype != dtype:

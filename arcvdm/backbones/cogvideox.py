@@ -74,7 +74,9 @@ def load_pretrained(name_or_path: str, dtype: torch.dtype):
     try:
         pipe = CogVideoXImageToVideoPipeline.from_pretrained(name_or_path, dtype=dtype)
     except OSError as e:
-        offline = " (HF_HUB_OFFLINE is set: download it on a machine with access, or pass a local folder)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        offline = ""
+        if os.environ.get("HF_HUB_OFFLINE"):
+            offline = " (HF_HUB_OFFLINE is set: download it on a machine with access, or pass a local folder)"
         raise ArcvdmError(f"cannot load backbone {name_or_path!r}: {str(e).splitlines()[0]}{offline}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -96,15 +98,20 @@ def build_random_5b(device: torch.device, dtype: torch.dtype, seed: int = 0):
     For speed and memory benchmarks without a download. On the `meta` device nothing is allocated,
     which is enough to count FLOPs. There is no text encoder: feed prompt embeddings [1, 226, 4096].
     """
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDPMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
 
     torch.manual_seed(seed)
     with torch.device(device), _default_dtype(dtype):  # never materialise 22 GB of fp32 weights first
         transformer = CogVideoXTransformer3DModel(**TRANSFORMER_5B)
         vae = AutoencoderKLCogVideoX(**VAE_5B)
     pipe = CogVideoXImageToVideoPipeline(
-        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer.eval(), scheduler=CogVideoXDPMScheduler(**SCHEDULER_5B)
+        tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(),
+        scheduler=CogVideoXDPMScheduler(**SCHEDULER_5B),
     )
-    vae.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe

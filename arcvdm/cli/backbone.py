@@ -19,8 +19,10 @@ DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU
 
 
 def _config(backbone, frames, height, width, device, dtype, **overrides):
+    from arcvdm.backbones import check_video_shape
     from arcvdm.config import load_config
 
+    check_video_shape(frames, height, width)  # before loading a model that may take minutes
     return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
                                      "video.width": width, "device": device, "dtype": dtype, **overrides})
 
@@ -93,8 +95,14 @@ def _random_videos(config, n: int, seed: int = 0):
 
 
 def _header(backbone, config) -> None:
+    import os
+
+    import torch
+
     v = config.video
-    typer.echo(f"{backbone!r}\nvideo {v.frames}x{v.height}x{v.width}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews every figure below
+    typer.echo(f"{backbone!r}\nvideo {v.frames}x{v.height}x{v.width} | "
+               f"torch threads {torch.get_num_threads()} | load average {load}")
 
 
 def _figures(rows: list[tuple[str, str]]) -> None:
@@ -118,6 +126,7 @@ def bench_train(
     dtype: str = DTYPE,
 ) -> None:
     """Time LoRA training steps: per step, share outside the transformer, peak memory, FLOPs and fraction of peak."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from arcvdm.backbones import load_backbone
@@ -139,12 +148,13 @@ def bench_train(
 
     clock = _TransformerClock(bb)
     totals, backwards = [], []
-    for _ in range(steps):
+    for _ in range(steps):  # LoraTrainer.train_step, spelled out to time the backward pass on its own
         batch = trainer.draw_batch()
         with _timer(bb.device, totals):
             loss = trainer.loss(*batch)
             with _timer(bb.device, backwards):
                 loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainer.params, config.train.max_grad_norm)
             trainer.optimizer.step()
             trainer.optimizer.zero_grad(set_to_none=True)
     clock.close()
@@ -206,7 +216,7 @@ def bench_sample(
     _figures([
         ("time per pipeline call", f"{call:.4f} s ({batch_size} video(s), {steps} steps, mean of {repeats})"),
         ("time per sampling step", f"{call / steps:.4f} s"),
-        ("outside the transformer", f"{100 * max(call - clock.seconds / repeats, 0.0) / call:.1f}% of a call (VAE, scheduler)"),
+        ("outside the transformer", f"{100 * max(call - clock.seconds / repeats, 0.0) / call:.1f}% of a call (VAE etc.)"),
         ("peak memory", _peak_memory(bb.device)),
         ("FLOPs per forward", f"{forward:.4g} (batch 1, FlopCounterMode)"),
         ("achieved in the transformer", f"{achieved / 1e12:.4f} TFLOP/s"),

@@ -1,1 +1,81 @@
-"""Commands (placeholder until its issue lands)."""
+"""Data commands: `arcvdm datasets list`, `arcvdm datasets download NAME [--archive ZIP]`, `arcvdm show TASK`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from arcvdm.cli.app import app, datasets_app
+from arcvdm.codec import PALETTE
+from arcvdm.datasets import DATASETS, count_tasks, download, load_task_spec, resolve
+from arcvdm.tasks import Grid
+
+DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (before $ARCVDM_DATA and the user cache).")
+
+
+@datasets_app.command("list")
+def list_datasets(data_dir: Optional[str] = DataDir) -> None:
+    """Each dataset, where it resolves and its task count."""
+    table = Table("name", "source", "where", "tasks")
+    for name in DATASETS.names():
+        dataset = DATASETS.get(name)
+        folder = resolve(name, data_dir)
+        source = f"{dataset.source.repo}@{dataset.source.commit[:7]}"
+        table.add_row(name, source, str(folder) if folder else "[dim]not downloaded[/dim]", str(count_tasks(folder)) if folder else "-")
+    Console().print(table)
+
+
+@datasets_app.command("download")
+def download_dataset(
+    name: str = typer.Argument(..., help="A dataset name (its whole repository is fetched), e.g. arc-agi-1/evaluation."),
+    archive: Optional[str] = typer.Option(None, "--archive", help="A local zip or URL instead of the GitHub archive at the pinned commit."),
+) -> None:
+    """Fetch a dataset from its upstream repository at the pinned commit, verify its checksum, unpack into the cache."""
+    for folder in download(name, archive):
+        typer.echo(f"{folder}: {count_tasks(folder)} tasks, checksum ok")
+
+
+def grid_text(grid: Grid) -> Text:
+    """A grid as coloured blocks, two spaces per cell."""
+    text = Text()
+    for r, row in enumerate(grid.array):
+        if r:
+            text.append("\n")
+        for v in row:
+            text.append("  ", style=f"on rgb({','.join(str(int(x)) for x in PALETTE[v])})")
+    return text
+
+
+def _pair_table(title: str, pairs: list[tuple[str, Grid | None]]) -> Table:
+    table = Table(title=title, show_header=True, box=None, padding=(0, 2), title_justify="left")
+    for label, _ in pairs:
+        table.add_column(label)
+    table.add_row(*[grid_text(g) if g is not None else Text("?") for _, g in pairs])
+    return table
+
+
+@app.command()
+def show(
+    task: str = typer.Argument(..., help="A task file or DATASET:TASK_ID."),
+    answers: bool = typer.Option(False, "--answers", help="Also draw the test outputs."),
+    data_dir: Optional[str] = DataDir,
+) -> None:
+    """Draw a task in the terminal: train pairs side by side, then the test inputs."""
+    t = load_task_spec(task, data_dir)
+    parts: list = [Text(repr(t), style="bold")]
+    for i, pair in enumerate(t.train):
+        parts.append(_pair_table(f"train[{i}]", [(f"input {_shape(pair.input)}", pair.input), (f"output {_shape(pair.output)}", pair.output)]))
+    for j, pair in enumerate(t.test):
+        shown = [(f"input {_shape(pair.input)}", pair.input)]
+        if answers and pair.output is not None:
+            shown.append((f"output {_shape(pair.output)}", pair.output))
+        parts.append(_pair_table(f"test[{j}]", shown))
+    Console().print(Group(*parts))
+
+
+def _shape(grid: Grid | None) -> str:
+    return f"{grid.shape[0]}x{grid.shape[1]}" if grid is not None else ""

@@ -11,13 +11,16 @@ from arcvdm.cli.app import vision_app
 
 
 @vision_app.command("list")
-def list_families() -> None:
+def list_families(names: bool = typer.Option(False, "--names", help="Only the names, one per line (for scripts).")) -> None:
     """The task families: what each maps, what data it needs, its metric and default video size."""
     from rich.console import Console
     from rich.table import Table
 
     from arcvdm.vision.families import FAMILIES, NEEDS
 
+    if names:
+        typer.echo("\n".join(FAMILIES.names()))
+        return
     table = Table()
     table.add_column("family", no_wrap=True)
     for column in ("task", "data beyond pictures", "metric", "frames x H x W"):

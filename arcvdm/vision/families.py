@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from arcvdm.errors import ArcvdmError

@@ -8,7 +8,6 @@ input / target / prediction PNGs under `problems/<task_id>/`, and `summary.json`
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import math
 import shutil
@@ -21,7 +20,7 @@ import numpy as np
 
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
-from arcvdm.io import atomic_write_bytes, atomic_write_json
+from arcvdm.io import atomic_write_json
 from arcvdm.vision.data import EVAL_SPLIT_SEED, Pool, open_data
 from arcvdm.vision.families import FAMILIES, GRID_COLS, GRID_ROWS, Example, Family, side_by_side
 from arcvdm.vision.items import Sample, mosaic
@@ -51,14 +50,6 @@ def draw_items(family: Family, pool: Pool, count: int, seed: int, stream: int, h
     return grids
 
 
-def save_png(path: Path, picture: np.ndarray) -> None:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def checkpoint_steps(total: int, every: int) -> list[int]:
     if total < 1 or every < 1:
         raise ArcvdmError(f"train.steps = {total}, train.eval_every = {every}: both must be positive")
@@ -77,6 +68,7 @@ def solve_vision_problem(
 ) -> dict[str, Any]:
     """Train one LoRA on the shots' transition videos; measure the held-out predictions at every checkpoint."""
     from arcvdm.flops import forward_passes
+    from arcvdm.render import save_gif, save_png
     from arcvdm.sample import last_frames
     from arcvdm.train import LoraTrainer
     from arcvdm.trajectories import make_video
@@ -84,8 +76,8 @@ def solve_vision_problem(
     started = time.time()
     v = config.video
     videos = [make_video(e.input, e.target, frames=v.frames, trajectory=v.trajectory, seed=seed * 1000 + i) for i, e in enumerate(train)]
-    for i, e in enumerate(train):
-        save_png(out_dir / f"train{i}.png", side_by_side(e.input, e.target))
+    for i, video in enumerate(videos):
+        save_gif(video, out_dir / f"train{i}.gif")
     # Each seed trains from its own LoRA initialisation and noise as well as its own shots.
     config = config.model_copy(update={"train": config.train.model_copy(update={"seed": config.train.seed + seed})})
     trainer = LoraTrainer(backbone, videos, config)
@@ -101,7 +93,7 @@ def solve_vision_problem(
         sample_s += time.time() - t
         images = []
         for j, (e, p) in enumerate(zip(held_out, predictions)):
-            save_png(out_dir / f"step{step}-eval{j}.png", side_by_side(e.input, e.target, p))
+            save_png(side_by_side(e.input, e.target, p), out_dir / f"step{step}-eval{j}.png")
             images.append(f"{out_dir.name}/step{step}-eval{j}.png")
         metrics = _finite(family.evaluate(predictions, held_out))
         checkpoints.append({"step": step, "loss": float(np.mean(losses)) if losses else None, "metrics": metrics, "images": images})
