@@ -7,6 +7,7 @@ so resume and scoring never care where a problem ran.
 from __future__ import annotations
 
 import gc
+import os
 import random
 import shutil
 import time
@@ -112,10 +113,29 @@ Executor = Callable[[list[Task], RunConfig, Path, OnDone], None]
 EXECUTORS: Registry[Executor] = Registry("executor")
 
 
+def executor_for(name: str) -> Executor:
+    """The executor registered as `name`, once it is known to work here (checked before a run folder is touched)."""
+    execute = EXECUTORS.get(name)
+    if name == "slurm" and shutil.which("sbatch") is None:
+        raise ArcvdmError("--executor slurm needs a SLURM cluster (no `sbatch` on PATH): run it on a login node, "
+                          "or use --executor local")
+    return execute
+
+
 def visible_gpus() -> list[int]:
+    """The physical indices of the GPUs this process may use (submitit sets each worker's CUDA_VISIBLE_DEVICES)."""
     import torch
 
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return list(range(torch.cuda.device_count()))
+    try:
+        return [int(g) for g in listed.split(",") if g.strip()]
+    except ValueError:
+        raise ArcvdmError(f"CUDA_VISIBLE_DEVICES={listed} names GPUs by UUID: list indices (0,1,...) for one worker "
+                          "per GPU, or pass --device cuda for one worker") from None
 
 
 @EXECUTORS.register("local")
@@ -143,9 +163,6 @@ def run_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) 
 @EXECUTORS.register("slurm")
 def run_slurm(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
     """One SLURM job array: one problem per array task, one GPU each; logs under <out>/slurm/."""
-    if shutil.which("sbatch") is None:
-        raise ArcvdmError("--executor slurm needs a SLURM cluster (no `sbatch` on PATH): run on a login node, "
-                          "or use --executor local")
     _run_array(slurm_executor(config, out), tasks, config, out, on_done)
 
 

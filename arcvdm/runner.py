@@ -19,7 +19,7 @@ from typing import Any
 from arcvdm.config import RunConfig
 from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
-from arcvdm.executors import EXECUTORS, failed_record, problem_path
+from arcvdm.executors import executor_for, failed_record, problem_path
 from arcvdm.io import atomic_write_json, safe_name
 from arcvdm.tasks import Task
 
@@ -52,7 +52,8 @@ class RunSummary:
                 f"`arcvdm score {self.out}` for the score) in {self.elapsed_s:.0f} s")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "test_solved_strict": self.test_solved,
+        fields = {k: v for k, v in self.__dict__.items() if k != "test_solved"}
+        return {**fields, "test_solved_strict": self.test_solved,
                 "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -72,7 +73,7 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     """Solve every selected problem of `spec` into the run folder `out` and return the summary."""
     from arcvdm.datasets import load_dataset
 
-    execute = EXECUTORS.get(executor)
+    execute = executor_for(executor)
     out = Path(out)
     started = time.time()
     problems = select_problems(load_dataset(spec, data_dir), tasks, limit)

@@ -12,10 +12,15 @@ last predictions. Everything below follows from one ordering of the checkpoints,
   checkpoints just *before* it, nearest first: the k-checkpoint window slides back to end at the last
   checkpoint, exactly like the fallback. We fill backwards, not by repeating the last checkpoint,
   because a repeat can only duplicate an attempt, and not with later checkpoints because none exist.
-* leave-one-out rule: each checkpoint records which train pair was held out of the training chunk
-  before it; the signal is exact success on that held-out pair. At the first checkpoint `c` where the
-  signal holds at both `c-1` and `c`, the priority list is `c-1, c, c-2, c-3, ..., 0`; training stops
-  at `c`. Without two consecutive successes it falls back to the paper's last k checkpoints.
+* leave-one-out rule (two or more train pairs; with one the solver applies the paper rule): the
+  training chunk before checkpoint c (0-based) leaves out every video of train pair `c mod N`, so the
+  held-out pair rotates by checkpoint; the signal at c is exact success on that pair. We rotate within
+  one LoRA rather than train one LoRA per fold because folds cost N trainings per problem; the price
+  is that the held-out pair was seen in earlier chunks, so the signal means "still right after a
+  chunk without it", weaker than a true hold-out. At the first checkpoint `c` where the signal holds
+  at both `c-1` and `c`, the priority list is `c-1, c, c-2, c-3, ..., 0` and training stops at `c`
+  (for k = 3 the third attempt comes from before the pair). Without two consecutive successes it
+  falls back to the paper's last k checkpoints.
 
 Attempts, per test input: walk the priority list and take the first k *distinct, decodable*
 predictions (`distinct=True`, the default). A duplicate or undecodable prediction inside the window
@@ -25,6 +30,10 @@ can only add correct answers compared with the literal rule (its distinct grids 
 ours). If fewer than k distinct predictions exist, the remaining attempts are None. With
 `distinct=False` the attempts are the predictions of the first k checkpoints of the list, duplicates
 and None included (the literal reading).
+
+With inference views (augment.views > 1, arcvdm/solver.py) the attempts are instead the k most voted grids
+over every view of the window's checkpoints (arcvdm/voting.py); slots the vote leaves empty take the
+distinct attempts above that it does not already have. The window is the same, so is the stopping point.
 
 `decided(checkpoints, schedule, k)` is true exactly when no later checkpoint can change the attempts:
 the triggering checkpoint has been seen and its window is complete, or the schedule is finished.
@@ -64,15 +73,18 @@ class Selection:
     rule: str
     k: int
     triggered_at: int | None  # step of the checkpoint that fired the rule (None = fallback to the last k)
+    solved_train_at: int | None  # first step with every train pair exact (the paper's signal, for any rule)
     order: tuple[int, ...]  # the priority list, as indices into the checkpoints
     steps: tuple[int, ...]  # steps of the window (the first k checkpoints of the priority list)
     attempts: list[list[Grid | None]] = field(default_factory=list)  # per test input, k attempts
     attempt_steps: list[list[int | None]] = field(default_factory=list)  # the step each attempt came from
 
     def to_json(self) -> dict:
-        key = "solved_train_at" if self.rule == "paper" else "solved_held_out_at"
-        return {"rule": self.rule, "k": self.k, key: self.triggered_at, "steps": list(self.steps),
-                "attempt_steps": self.attempt_steps}
+        """The problem file's `selection` entry."""
+        out = {"rule": self.rule, "k": self.k, "solved_train_at": self.solved_train_at}
+        if self.rule == "leave-one-out":
+            out["solved_held_out_at"] = self.triggered_at
+        return {**out, "steps": list(self.steps), "attempt_steps": self.attempt_steps}
 
 
 def trigger(checkpoints: Sequence[Checkpoint], rule: Rule = "paper") -> int | None:
@@ -118,10 +130,12 @@ def select(checkpoints: Sequence[Checkpoint], k: int, rule: Rule = "paper", dist
         picked += [(None, None)] * (k - len(picked))
         attempts.append([g for g, _ in picked])
         sources.append([s for _, s in picked])
+    solved = trigger(checkpoints, "paper")
     return Selection(
         rule=rule,
         k=k,
         triggered_at=None if t is None else checkpoints[t].step,
+        solved_train_at=None if solved is None else checkpoints[solved].step,
         order=tuple(order),
         steps=tuple(checkpoints[i].step for i in window),
         attempts=attempts,

@@ -28,8 +28,10 @@ from arcvdm import codec
 from arcvdm.augment import Transform, augmented_tasks, sample_transforms
 from arcvdm.config import RunConfig
 from arcvdm.flops import forward_passes
-from arcvdm.selection import Checkpoint, decided, schedule_steps, select, trigger
+from arcvdm.render import save_gif, save_png
+from arcvdm.selection import Checkpoint, decided, schedule_steps, select
 from arcvdm.tasks import Grid, Task
+from arcvdm.trajectories import make_video
 from arcvdm.voting import Candidate, vote
 
 
@@ -113,9 +115,6 @@ def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
 
 def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: Path,
           per_forward_flops: float | None = None, device: Any = None) -> dict:
-    from arcvdm.render import save_gif, save_png
-    from arcvdm.trajectories import make_video
-
     t_start = time.perf_counter()
     _reset_peak_memory(device)
     layout = config.codec.layout
@@ -125,9 +124,10 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
 
     videos_by_pair = [
         [make_video(codec.render(t.apply(p.input), plan), codec.render(t.apply(p.output), plan),
-                    frames=config.video.frames, trajectory=config.video.trajectory, seed=config.train.seed + n)
+                    frames=config.video.frames, trajectory=config.video.trajectory,
+                    seed=config.train.seed + i * len(transforms) + n)  # the `tiles` order differs per video
          for n, t in enumerate(transforms)]
-        for p in task.train
+        for i, p in enumerate(task.train)
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_gif(videos_by_pair[0][0], out_dir / "train0.gif")
@@ -200,21 +200,24 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
             break
 
     selection = select(checkpoints, k, rule, distinct=config.selection.distinct)
-    selection_json = {"rule": selection.rule, "k": k,
-                      "solved_train_at": _step_of(checkpoints, trigger(checkpoints, "paper")),
-                      "steps": list(selection.steps), "attempt_steps": selection.attempt_steps}
-    if rule == "leave-one-out":
-        selection_json["solved_held_out_at"] = selection.triggered_at
+    selection_json = selection.to_json()
     if config.selection.rule != rule:
         selection_json["requested_rule"] = config.selection.rule  # one train pair: nothing to hold out
 
     votes = None
     attempts = [{f"attempt_{n + 1}": _rows(g) for n, g in enumerate(grids)} for grids in selection.attempts]
     if len(views) > 1:
-        # Pool every view of the selected window's checkpoints, then vote on whole grids.
+        # Pool every view of the selected window's checkpoints and vote on whole grids; slots left empty
+        # (fewer distinct grids than k) take the rule's own distinct attempts that the vote does not have yet.
         window = selection.order[:k]
         results = [vote([cand for c in window for cand in candidates[c][j]], k) for j in range(len(task.test))]
-        attempts = [r.as_attempts() for r in results]
+        attempts = []
+        for result, fallback in zip(results, selection.attempts):
+            voted = [g for g in result.attempts if g is not None]
+            if config.selection.distinct:
+                voted += [g for g in fallback if g is not None and g not in voted]
+            voted = (voted + [None] * k)[:k]
+            attempts.append({f"attempt_{n + 1}": _rows(g) for n, g in enumerate(voted)})
         votes = [r.counts for r in results]
 
     passes = forward_passes(steps_run, config.train.batch_size, sampler_calls, config.sample.steps,
@@ -260,10 +263,6 @@ def _test_shape(output: Grid | None, transform: Transform, layout: str) -> tuple
 
 def _rows(grid: Grid | None) -> list[list[int]] | None:
     return None if grid is None else grid.root
-
-
-def _step_of(checkpoints: list[Checkpoint], index: int | None) -> int | None:
-    return None if index is None else checkpoints[index].step
 
 
 def _reset_peak_memory(device: Any) -> None:

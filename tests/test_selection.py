@@ -114,7 +114,9 @@ def loo(*rows):
 def test_leave_one_out_fires_at_two_consecutive_held_out_successes():
     cps = loo((True, A), (False, B), (True, C), (True, D), (True, E))
     s = select(cps, 2, rule="leave-one-out")
-    assert s.attempts == [[C, D]] and s.triggered_at == 400 and s.to_json()["solved_held_out_at"] == 400
+    assert s.attempts == [[C, D]] and s.triggered_at == 400
+    assert s.to_json() == {"rule": "leave-one-out", "k": 2, "solved_train_at": None, "solved_held_out_at": 400,
+                           "steps": [300, 400], "attempt_steps": [[300, 400]]}
     assert decided(cps[:4], schedule_steps(500, 100), 2, "leave-one-out")
     assert not decided(cps[:3], schedule_steps(500, 100), 2, "leave-one-out")
     # the paper rule ignores held-out success here: no checkpoint solves every train pair
@@ -133,16 +135,17 @@ OUTCOMES = [(solved, pred) for solved in (False, True) for pred in (A, B, None)]
 LATER = OUTCOMES + [(solved, E) for solved in (False, True)]
 
 
+@pytest.mark.parametrize("distinct", [True, False])
 @pytest.mark.parametrize("rule", ["paper", "leave-one-out"])
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_decided_is_exact_and_early_stopping_changes_nothing(k, rule):
+def test_decided_is_exact_and_early_stopping_changes_nothing(k, rule, distinct):
     n = 4
     schedule = schedule_steps(400, 100)
     build = ckpts if rule == "paper" else loo
     for m in range(1, n + 1):
         for prefix in itertools.product(OUTCOMES, repeat=m):
             finals = {
-                tuple(map(tuple, select(build(*prefix, *rest), k, rule=rule).attempts))
+                tuple(map(tuple, select(build(*prefix, *rest), k, rule=rule, distinct=distinct).attempts))
                 for rest in itertools.product(LATER, repeat=n - m)
             }
             is_decided = decided(build(*prefix), schedule, k, rule)
@@ -150,7 +153,7 @@ def test_decided_is_exact_and_early_stopping_changes_nothing(k, rule):
             assert is_decided == (len(finals) == 1), (prefix, k, rule)
             if is_decided:
                 # ... and then the early-stopped selection is the full schedule's
-                early = select(build(*prefix), k, rule=rule)
+                early = select(build(*prefix), k, rule=rule, distinct=distinct)
                 assert {tuple(map(tuple, early.attempts))} == finals
 
 

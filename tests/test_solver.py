@@ -175,24 +175,67 @@ def test_augmented_views_vote_and_map_back(task, tmp_path):
     assert (tmp_path / "flip-h" / "step10-test0-view3.png").is_file()
 
 
-def test_tiny_backbone_solves_a_sample_task_end_to_end(samples_dir, tmp_path):
+def test_a_unanimous_vote_leaves_the_second_attempt_to_the_rule(task, tmp_path):
+    cfg = config(**{"augment.symmetries": 2, "augment.views": 2})
+
+    def script(step, kind, i, t):
+        right = truth(task, kind, i)
+        if kind == "train":
+            return right if step >= 20 else fill(right, 9)
+        return fill(right, 8) if step == 10 else right
+
+    record, _ = run(task, cfg, script, tmp_path)
+    answer = task.test[0].output
+    assert record["selection"]["steps"] == [20, 30]
+    assert [(v["grid"], v["count"]) for v in record["votes"][0]] == [(answer.root, 4)]
+    # one distinct grid in the window's votes: the second attempt is the rule's next distinct one (step 10)
+    assert record["attempts"] == [{"attempt_1": answer.root, "attempt_2": fill(answer, 8).root}]
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone():
     pytest.importorskip("arcvdm.train")
     pytest.importorskip("arcvdm.sample")
     from arcvdm.backbones import load_backbone
 
-    task = load_task(samples_dir / "recolour.json")
-    cfg = load_config("smoke")
-    backbone = load_backbone("tiny", "cpu")
-    record = solve_problem(task, cfg, backbone, tmp_path / task.id)
-    atomic_write_json(tmp_path / "recolour.json", record)
-    assert record["status"] == "done" and record["train_steps_fixed"] == cfg.train.steps
-    assert record["train_steps_run"] in [c["step"] for c in record["checkpoints"]]
-    assert record["forward_flops"] > 0 and record["nfe"] == record["sampler_calls"] * cfg.sample.steps
+    return load_backbone("tiny", "cpu")
+
+
+def check_written(record, task, out):
+    """What every real solve writes: a decodable-or-explained prediction per input, PNG last frames, the GIF."""
+    assert record["status"] == "done" and record["train_steps_run"] in [c["step"] for c in record["checkpoints"]]
+    assert record["forward_flops"] > 0 and record["peak_memory_bytes"] > 0
     assert len(record["attempts"]) == len(task.test) and set(record["attempts"][0]) == {"attempt_1", "attempt_2"}
     for c in record["checkpoints"]:
         for entry in c["train"] + c["test"]:
             assert (entry["prediction"] is None) != (entry["error"] is None)
         for j in range(len(task.test)):
-            png = tmp_path / task.id / f"step{c['step']}-test{j}.png"
+            png = out / f"step{c['step']}-test{j}.png"
             assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / task.id / "train0.gif").read_bytes()[:4] == b"GIF8"
+    assert (out / "train0.gif").read_bytes()[:4] == b"GIF8"
+
+
+def test_tiny_backbone_solves_a_sample_task(samples_dir, tiny_backbone, tmp_path):
+    task = load_task(samples_dir / "flip-h.json")
+    cfg = load_config("smoke")
+    record = solve_problem(task, cfg, tiny_backbone, tmp_path / task.id)
+    atomic_write_json(tmp_path / "flip-h.json", record)
+    check_written(record, task, tmp_path / task.id)
+    assert record["train_steps_fixed"] == cfg.train.steps and record["votes"] is None
+    per_checkpoint = len(task.train) + len(task.test)
+    assert record["sampler_calls"] == per_checkpoint * len(record["checkpoints"])
+    assert record["nfe"] == record["sampler_calls"] * cfg.sample.steps
+
+
+def test_tiny_backbone_augmented_leave_one_out(samples_dir, tiny_backbone, tmp_path):
+    task = load_task(samples_dir / "erase-all.json")
+    cfg = load_config("smoke-aug")
+    record = solve_problem(task, cfg, tiny_backbone, tmp_path / task.id)
+    atomic_write_json(tmp_path / "erase-all.json", record)
+    check_written(record, task, tmp_path / task.id)
+    assert [c["held_out"] for c in record["checkpoints"]][:2] == [0, 1]
+    assert record["selection"]["rule"] == "leave-one-out"
+    assert len(record["checkpoints"][0]["test"][0]["views"]) == cfg.augment.views
+    votes = record["votes"][0]
+    window = len(record["selection"]["steps"])
+    assert sum(v["count"] for v in votes) <= window * cfg.augment.views and votes == sorted(votes, key=lambda v: -v["count"])

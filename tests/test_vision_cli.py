@@ -46,11 +46,14 @@ def test_two_families_end_to_end_then_resume(tmp_path):
     assert "(1 already)" in output
 
 
-def test_unknown_family_is_a_one_line_error(tmp_path):
-    cmd = [sys.executable, "-c", "from arcvdm.cli import main; main()", "vision", "run", "segmentation", "--out", str(tmp_path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert "Did you mean 'binary-segmentation'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_unknown_names_are_one_line_errors_before_anything_is_written(tmp_path):
+    main = [sys.executable, "-c", "from arcvdm.cli import main; main()", "vision", "run"]
+    for args, hint in ((["segmentation"], "Did you mean 'binary-segmentation'"),
+                       (["zoom", "--preset", "vision-smoke", "--trajectory", "quadratc"], "Did you mean 'quadratic'")):
+        result = subprocess.run([*main, *args, "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2
+        assert hint in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path):

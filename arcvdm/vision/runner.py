@@ -153,19 +153,26 @@ def run_vision(
     v = config.video
     train_pool, eval_pool = open_data(data, family, eval_count=eval_count, height=v.height, width=v.width,
                                       categories=categories, classes=classes, images=images)
-    held_out = [family.make_example(s, v.height, v.width) for s in draw_items(family, eval_pool, eval_count, EVAL_SPLIT_SEED, EVAL_STREAM, v.height, v.width)]
-    prepare_run_folder(out, config, data, resume)
+    held_items = draw_items(family, eval_pool, eval_count, EVAL_SPLIT_SEED, EVAL_STREAM, v.height, v.width)
+    held_out = [family.make_example(s, v.height, v.width) for s in held_items]
 
     summary: dict[str, Any] = {"family": family.name, "dataset": data, "shots": shots, "seeds": list(seeds),
                                "eval_items": eval_count, "problems": len(seeds), "done": 0, "failed": 0, "skipped": 0,
                                "failures": {}}
     pending = [seed for seed in seeds if not (resume and _done(out / "problems" / f"{problem_id(family.name, shots, seed)}.json"))]
-    if pending and backbone is None:
-        from arcvdm.backbones import load_backbone
+    if pending:  # settings every problem would fail on are one error now, not one failure per seed
+        from arcvdm.train import LORA_TARGETS
+        from arcvdm.trajectories import TRAJECTORIES
 
-        backbone = load_backbone(config.backbone, config.device, config.dtype)
-    if pending:
+        TRAJECTORIES.get(v.trajectory)
+        if config.lora.targets not in LORA_TARGETS:
+            raise ArcvdmError(f"lora.targets = {config.lora.targets!r}: use one of {', '.join(LORA_TARGETS)}")
+        if backbone is None:
+            from arcvdm.backbones import load_backbone
+
+            backbone = load_backbone(config.backbone, config.device, config.dtype)
         backbone.check_video_shape(v.frames, v.height, v.width)
+    prepare_run_folder(out, config, data, resume)
     records = []
     for seed in seeds:
         task_id = problem_id(family.name, shots, seed)

@@ -1,0 +1,142 @@
+"""Grid codec: exact round trips on every published grid, perturbations, size inference, reasons: `python -m pytest tests/test_codec.py -q`."""
+
+import random
+
+import numpy as np
+import pytest
+
+from arcvdm.codec import LINE, MARKER, PALETTE, CanvasPlan, decode, plan_for_grids, plan_for_task, render
+from arcvdm.codec_check import Perturbation, check_tasks, reference_decode
+from arcvdm.datasets import DATASETS, load_dataset
+from arcvdm.errors import ArcvdmError
+from arcvdm.tasks import Grid, Task
+
+ALL_COLOURS = np.arange(10).reshape(2, 5)
+
+
+@pytest.fixture(scope="module")
+def all_tasks(datasets_dir):
+    return {name: list(load_dataset(name)) for name in DATASETS.names()}
+
+
+@pytest.mark.parametrize("layout", ["centered", "anchored"])
+def test_every_published_grid_round_trips_exactly(all_tasks, layout):
+    for name, tasks in all_tasks.items():
+        result = check_tasks(tasks, layout, workers=2)
+        assert result.grids > 1000 and result.exact == result.grids, (name, result.failures[:5])
+
+
+@pytest.mark.parametrize("layout", ["centered", "anchored"])
+@pytest.mark.parametrize("perturbation", [Perturbation(noise=20), Perturbation(shift=25), Perturbation(jpeg=75)], ids=str)
+def test_perturbed_round_trip_on_a_seeded_sample(all_tasks, layout, perturbation):
+    # 40 tasks from each dataset (~1,400 grids); `arcvdm codec check` runs the whole datasets.
+    rng = random.Random(0)
+    sample = [t for tasks in all_tasks.values() for t in rng.sample(tasks, 40)]
+    result = check_tasks(sample, layout, perturbation, seed=1, workers=2)
+    assert result.grids > 1000 and result.exact == result.grids, result.failures[:5]
+
+
+def test_cell_size_from_visible_grids_only(samples_dir):
+    assert plan_for_grids([np.zeros((30, 30))]).cell == 13
+    assert plan_for_grids([np.zeros((9, 9))]).cell == 50
+    assert plan_for_grids([np.zeros((30, 30))], "anchored").cell == 13
+    assert plan_for_grids([np.zeros((9, 9))], "anchored").cell == 45  # room for the marker row and column
+    assert plan_for_grids([np.zeros((8, 8))], "anchored").cell == 50
+    task = Task.from_dict({"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3, 3]], "output": [[4]]}]}, "t")
+    for layout in ("centered", "anchored"):
+        plan = plan_for_task(task, layout)
+        task.test[0].output = Grid(np.zeros((30, 30), int).tolist())  # the answer changes: the plan must not
+        assert plan_for_task(task, layout) == plan
+
+
+def test_render_draws_palette_lines_and_black_canvas():
+    plan = plan_for_grids([ALL_COLOURS])
+    frame = render(ALL_COLOURS, plan)
+    assert frame.shape == (480, 480, 3) and frame.dtype == np.uint8
+    assert (frame[0, 0] == 0).all() and (frame[-1, -1] == 0).all()
+    top, left, cell = plan.geometry((2, 5))
+    assert cell == 50 and (frame[top, left : left + 50] == LINE).all() and (frame[top + 1, left] == LINE).all()
+    for r in range(2):
+        for c in range(5):
+            y, x = top + 2 + r * 52 + 25, left + 2 + c * 52 + 25
+            assert (frame[y, x] == PALETTE[ALL_COLOURS[r, c]]).all()
+
+
+def test_anchored_marks_the_extent_with_the_marker_colour():
+    plan = plan_for_grids([np.zeros((3, 4))], "anchored")
+    frame = render(ALL_COLOURS, plan)
+    top, left, cell = plan.geometry((2, 5))
+    centre = lambda r, c: frame[top + 2 + r * (cell + 2) + cell // 2, left + 2 + c * (cell + 2) + cell // 2]  # noqa: E731
+    assert all((centre(2, c) == MARKER).all() for c in range(6)) and all((centre(r, 5) == MARKER).all() for r in range(3))
+    assert not any((p == MARKER).all() for p in PALETTE)
+
+
+@pytest.mark.parametrize("layout", ["centered", "anchored"])
+def test_all_black_grid_decodes_under_perturbations(layout):
+    black = np.zeros((7, 3), np.uint8)
+    plan = plan_for_grids([black, np.zeros((10, 10))], layout)
+    rng = np.random.default_rng(0)
+    for perturbation in [Perturbation(), Perturbation(noise=20), Perturbation(shift=25), Perturbation(jpeg=75)]:
+        frame = perturbation.apply(render(black, plan), rng)
+        decoded = decode(frame, plan, black.shape if layout == "centered" else None)
+        assert decoded.grid is not None and np.array_equal(decoded.grid.array, black), (perturbation, decoded.reason)
+
+
+def test_anchored_infers_size_of_an_output_larger_than_anything_visible():
+    visible = [np.ones((4, 4), np.uint8), np.full((5, 3), 2, np.uint8)]
+    plan = plan_for_grids(visible, "anchored")
+    big = np.random.default_rng(0).integers(0, 10, (23, 17)).astype(np.uint8)
+    assert plan.cell_for(big.shape) < plan.cell  # drawn with smaller cells from the same corner
+    for grid in [big, big[:1, :1], big[:5, :5], big[:30 // 5, :2]]:
+        frame = Perturbation(jpeg=75).apply(render(grid, plan), np.random.default_rng(1))
+        decoded = decode(frame, plan)
+        assert decoded.grid is not None and np.array_equal(decoded.grid.array, grid), decoded.reason
+
+
+def test_colour_correction_recovers_a_large_global_shift():
+    plan = plan_for_grids([ALL_COLOURS])
+    frame = np.clip(render(ALL_COLOURS, plan).astype(int) + [-50, -50, 50], 0, 255).astype(np.uint8)
+    assert not np.array_equal(decode(frame, plan, (2, 5), color_correction=False).grid.array, ALL_COLOURS)
+    corrected = decode(frame, plan, (2, 5))
+    assert np.array_equal(corrected.grid.array, ALL_COLOURS) and corrected.shift[2] > 20
+
+
+def test_non_square_canvas_and_canvas_rules():
+    plan = plan_for_grids([ALL_COLOURS], "anchored", height=256, width=720)
+    assert np.array_equal(decode(render(ALL_COLOURS, plan), plan).grid.array, ALL_COLOURS)
+    with pytest.raises(ArcvdmError, match="multiples of 16"):
+        plan_for_grids([ALL_COLOURS], height=500)
+    with pytest.raises(ArcvdmError, match="at least 4 px"):
+        plan_for_grids([np.zeros((30, 30))], height=64, width=64)
+
+
+def test_undecodable_frames_give_a_reason_not_a_crash():
+    centered = plan_for_grids([ALL_COLOURS])
+    anchored = plan_for_grids([ALL_COLOURS], "anchored")
+    frame = render(ALL_COLOURS, anchored)
+    cases = [
+        (frame[:100], anchored, None, "the plan expects 480x480x3"),
+        (frame[..., 0], anchored, None, "the plan expects"),
+        (np.zeros((480, 480, 3), np.uint8), anchored, None, "no extent marker found"),
+        (np.random.default_rng(0).integers(0, 256, (480, 480, 3), dtype=np.uint8), anchored, None, "no extent marker"),
+        (np.full((480, 480, 3), np.nan), anchored, None, "non-finite"),
+        (render(ALL_COLOURS, centered), centered, None, "needs the output shape"),
+        (render(ALL_COLOURS, centered), centered, (0, 3), "not a valid grid shape"),
+        (render(ALL_COLOURS, centered), centered, (31, 3), "not a valid grid shape"),
+    ]
+    for bad, plan, shape, reason in cases:
+        decoded = decode(bad, plan, shape)
+        assert decoded.grid is None and reason in decoded.reason
+
+
+def test_reference_decoder_agrees():
+    plan = plan_for_grids([ALL_COLOURS])
+    frame = Perturbation(noise=20).apply(render(ALL_COLOURS, plan), np.random.default_rng(0))
+    assert np.array_equal(reference_decode(frame, plan, (2, 5)), ALL_COLOURS)
+
+
+def test_plan_is_a_frozen_value():
+    plan = plan_for_grids([ALL_COLOURS], "anchored")
+    assert isinstance(plan, CanvasPlan) and hash(plan) == hash(plan_for_grids([ALL_COLOURS], "anchored"))
+    with pytest.raises(Exception):
+        plan.cell = 3
