@@ -283,18 +283,21 @@ def detect_cell(frame: np.ndarray, plan: CanvasPlan) -> int:
     size = 2 * (plan.cell + LINE_PX) + LINE_PX
     region = frame[top : top + size, left : left + size].astype(np.float32)
     off_line = np.sqrt(((region - LINE) ** 2).sum(-1))  # distance of each pixel to the line colour
-    scores = {}
-    for cell in range(plan.cell, MIN_CELL - 1, -1):
-        period = cell + LINE_PX
-        span = 2 * period + LINE_PX
-        if span > min(off_line.shape):
-            continue
-        at = [k * period + d for k in (1, 2) for d in range(LINE_PX)]
-        scores[cell] = float(off_line[at, :span].mean() + off_line[:span, at].mean())
-    if not scores:
+    # Sums of the distance along each pixel row / column from the block's corner, so that every candidate's
+    # line pixels are scored at once.
+    along_rows, down_cols = np.cumsum(off_line, axis=1), np.cumsum(off_line, axis=0)
+    cells = np.arange(MIN_CELL, plan.cell + 1)
+    periods = cells + LINE_PX
+    spans = 2 * periods + LINE_PX
+    fits = spans <= min(off_line.shape)
+    if not fits.any():
         return plan.cell
-    best = min(scores.values())
-    return max(c for c, s in scores.items() if s <= best + 1.0)
+    cells, periods, spans = cells[fits], periods[fits], spans[fits]
+    lines = np.stack([k * periods + d for k in (1, 2) for d in range(LINE_PX)], axis=1)  # [candidates, 4]
+    ends = (spans - 1)[:, None]
+    scores = (along_rows[lines, ends].sum(1) + down_cols[ends, lines].sum(1)) / (2 * lines.shape[1] * spans)
+    # Prefer the plan's (largest) size on a near tie.
+    return int(cells[scores <= scores.min() + 1.0].max())
 
 
 def _find_marker(marker: np.ndarray) -> tuple[tuple[int, int], float]:

@@ -29,12 +29,13 @@ class Perturbation:
         return ", ".join(p for p in parts if p) or "clean"
 
     def apply(self, frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = frame.astype(np.float32)
-        if self.shift:
-            out += rng.choice([-1, 1], size=3) * self.shift  # the extreme of the range: the hardest case
+        out = frame
+        if self.shift:  # the extreme of the range, with random signs: the hardest case
+            shift = (rng.choice([-1, 1], size=3) * self.shift).astype(np.int16)
+            out = np.clip(out.astype(np.int16) + shift, 0, 255).astype(np.uint8)
         if self.noise:
-            out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(self.noise)
-        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+            noisy = out + rng.standard_normal(out.shape, dtype=np.float32) * np.float32(self.noise)
+            out = np.clip(np.rint(noisy, out=noisy), 0, 255, out=noisy).astype(np.uint8)
         if self.jpeg:
             out = jpeg_roundtrip(out, self.jpeg)
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import random
 import shutil
 import time
@@ -65,6 +66,15 @@ def _free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def worker_info(backbone: Any) -> dict:
+    """Where a problem ran: with SLURM that is a compute node, not the machine environment.json describes."""
+    import torch
+
+    device = getattr(backbone, "device", None)
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
+    return {"host": platform.node(), "device": str(device), "gpu": gpu}
+
+
 def solve_and_record(task: Task, config: RunConfig, backbone: Any, out: Path, progress: Any = None) -> dict:
     """Solve one problem from a clean state and write its JSON atomically; any exception becomes a failed record."""
     from arcvdm.solver import solve_problem
@@ -74,7 +84,7 @@ def solve_and_record(task: Task, config: RunConfig, backbone: Any, out: Path, pr
     try:
         seed_everything(config.train.seed)
         result = solve_problem(task, config, backbone, out_dir=images, progress=progress)
-        result = {"task_id": task.id, **result}
+        result = {"task_id": task.id, **result, "worker": worker_info(backbone)}
     except Exception as e:  # NaN loss, out of memory, decode errors...: recorded, and the run goes on
         result = failed_record(task.id, e, config, task.concept)
         _free_accelerator_memory()
@@ -90,7 +100,9 @@ def solve_tasks(tasks: list[Task], config: RunConfig, out: str | Path, on_done: 
     out = Path(out)
     try:
         backbone = load_backbone(config.backbone, config.device, config.dtype)
-    except Exception as e:  # a backbone that cannot load fails every problem of this worker, with the reason
+    except ArcvdmError:  # a wrong name or device: the user's to fix, so stop the run with the one-line error
+        raise
+    except Exception as e:  # out of memory, a broken download...: every problem of this worker fails, with the reason
         statuses = []
         for task in tasks:
             record = failed_record(task.id, e, config, task.concept)
@@ -217,9 +229,14 @@ def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_d
                     reported.add(task.id)
                     on_done(task.id)
 
-    while not all(job.done() for job, _ in jobs):
-        report_new()
-        time.sleep(POLL_S)
+    try:
+        while not all(job.done() for job, _ in jobs):
+            report_new()
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:  # Ctrl-C stops the run everywhere; finished problems stay, a rerun resumes
+        for job, _ in jobs:
+            job.cancel(check=False)
+        raise
     report_new()
     for job, shard in jobs:
         error = job.exception()

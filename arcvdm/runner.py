@@ -127,15 +127,22 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
     """The dataset's tasks and malformed files, filtered by `task_ids` (in dataset order), then the first `limit`."""
     problems = [_problem(t.id, task=t) for t in taskset]
     problems += [_problem(_stem_of(e), error=f"TaskFormatError: {e}") for e in taskset.errors]
+    seen: set[str] = set()
+    for i, p in enumerate(problems):
+        if p.key in seen:  # two files with one name in different folders: the second would overwrite the first
+            where = f" ({p.task.source})" if p.task and p.task.source else ""
+            problems[i] = Problem(f"duplicate-{p.key}-{i}", writable=False,
+                                  error=f"ArcvdmError: task id {p.key!r}{where} appears twice in the dataset: rename one")
+        seen.add(p.key)
     if task_ids:
-        known = {p.task.id if p.task else p.key for p in problems} | {p.key for p in problems}
+        known = {p.key for p in problems}
         unknown = [i for i in task_ids if i not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in the dataset ({len(known)} tasks).{hint}")
         wanted = set(task_ids)
-        problems = [p for p in problems if p.key in wanted or (p.task is not None and p.task.id in wanted)]
+        problems = [p for p in problems if p.key in wanted]
     if limit is not None:
         if limit < 1:
             raise ArcvdmError(f"--limit {limit}: give a positive number of problems")
@@ -155,11 +162,8 @@ def _problem(task_id: str, task: Task | None = None, error: str | None = None) -
 
 def _stem_of(error: TaskFormatError) -> str:
     """The task id of a malformed file: its file name without `.json` (errors start with the file path)."""
-    path = getattr(error, "path", None)
-    if path is None:
-        match = re.match(r"^(.+?\.json)\b", str(error))
-        path = match.group(1) if match else "malformed"
-    return Path(path).stem
+    match = re.match(r"^(.+?\.json): ", str(error))
+    return Path(match.group(1)).stem if match else "malformed"
 
 
 def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) -> None:
@@ -178,6 +182,8 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) ->
     if not resume:
         shutil.rmtree(out / "problems", ignore_errors=True)
         (out / "summary.json").unlink(missing_ok=True)
+    for partial in (out / "problems").glob(".*.tmp"):  # a write cut short by a kill (atomic_write_* temporaries)
+        partial.unlink(missing_ok=True)
     atomic_write_json(config_path, config_data)
     atomic_write_json(out / "environment.json", environment_info())
 

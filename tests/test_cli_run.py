@@ -83,6 +83,9 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, samples_dir):
         result = subprocess.run(base + extra, capture_output=True, text=True)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    # A backbone that does not exist stops the run (exit 2) instead of failing every problem.
+    result = subprocess.run(base + ["--backbone", "tinyy", "--limit", "1"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Did you mean 'tiny'?" in result.stderr.strip().splitlines()[-1]
 
 
 def test_resume_with_another_config_is_refused(tmp_path, samples_dir):

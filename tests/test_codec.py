@@ -29,11 +29,11 @@ def test_every_published_grid_round_trips_exactly(all_tasks, layout):
 @pytest.mark.parametrize("layout", ["centered", "anchored"])
 @pytest.mark.parametrize("perturbation", [Perturbation(noise=20), Perturbation(shift=25), Perturbation(jpeg=75)], ids=str)
 def test_perturbed_round_trip_on_a_seeded_sample(all_tasks, layout, perturbation):
-    # 40 tasks from each dataset (~1,400 grids); `arcvdm codec check` runs the whole datasets.
+    # 25 tasks from each dataset (~900 grids); `arcvdm codec check` runs the whole datasets.
     rng = random.Random(0)
-    sample = [t for tasks in all_tasks.values() for t in rng.sample(tasks, 40)]
+    sample = [t for tasks in all_tasks.values() for t in rng.sample(tasks, 25)]
     result = check_tasks(sample, layout, perturbation, seed=1, workers=2)
-    assert result.grids > 1000 and result.exact == result.grids, result.failures[:5]
+    assert result.grids > 600 and result.exact == result.grids, result.failures[:5]
 
 
 def test_cell_size_from_visible_grids_only(samples_dir):

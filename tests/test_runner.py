@@ -22,7 +22,7 @@ ARCVDM = str(Path(sys.executable).parent / "arcvdm")
 # The smoke preset cut to two checkpoints of one step on 48x48 videos: the same code paths, a few seconds a problem.
 FAST = ["--preset", "smoke", "--steps", "2", "--eval-every", "1", "--sample-steps", "1", "--height", "48", "--width", "48"]
 SAMPLE_IDS = "flip-h,erase-all"
-VOLATILE = {"timings", "peak_memory_bytes"}  # measurements, not results
+VOLATILE = {"timings", "peak_memory_bytes", "worker"}  # measurements and where it ran, not results
 
 
 def task(task_id: str) -> Task:
@@ -79,15 +79,16 @@ def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
 
 def test_unsafe_task_ids_are_refused_and_nothing_is_written_outside(tmp_path, monkeypatch, tasks_of):
     out = tmp_path / "run"
-    tasks_of(TaskSet("toy", [task("../evil"), task(".hidden"), task("ok")]))
+    tasks_of(TaskSet("toy", [task("../evil"), task(".hidden"), task("ok"), task("ok")]))
     monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"ok": "solve"}))
     summary = run_dataset("toy", load_config("smoke"), out, log=lambda *_: None)
     assert sorted(os.listdir(tmp_path)) == ["run"]
     assert sorted(p.name for p in (out / "problems").iterdir()) == ["ok.json"]
-    assert summary.failed == 2 and summary.done == 1
-    for key, status in summary.failures.items():
-        assert key.startswith("unsafe-") and "/" not in key
-        assert "cannot be used as a file name" in status
+    assert summary.failed == 3 and summary.done == 1
+    unsafe = {k: v for k, v in summary.failures.items() if k.startswith("unsafe-")}
+    assert len(unsafe) == 2 and not any("/" in k for k in unsafe)
+    assert all("cannot be used as a file name" in status for status in unsafe.values())
+    assert "appears twice" in summary.failures["duplicate-ok-3"]
 
 
 def test_resume_skips_done_problems_and_redoes_failed_ones(tmp_path, monkeypatch, tasks_of):
@@ -168,8 +169,10 @@ def test_kill_and_resume_gives_the_uninterrupted_results(tmp_path, samples_dir, 
     finished_at_kill = len(list((tmp_path / "problems").glob("*.json")))
     assert finished_at_kill == 1, "the kill should land mid-run"
 
+    (tmp_path / "problems" / ".erase-all.json.cut.tmp").write_text('{"task_id": "era')  # a write the kill cut short
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "problems").glob(".*.tmp"))
     assert f"{finished_at_kill} skipped" in resumed.stdout
     assert problem_files(tmp_path) == problem_files(reference_run)
     assert images(tmp_path) == images(reference_run)

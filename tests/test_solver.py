@@ -9,7 +9,7 @@ from arcvdm import codec
 from arcvdm.config import load_config
 from arcvdm.io import atomic_write_json
 from arcvdm.solver import canvas_plan, inference_views, solve, solve_problem, training_transforms
-from arcvdm.tasks import Grid, Task, load_task
+from arcvdm.tasks import Grid, Pair, Task, load_task
 
 
 
@@ -148,6 +148,21 @@ def test_leave_one_out_with_one_train_pair_falls_back_to_the_paper_rule(task, tm
     record, learner = run(one, config(**{"selection.rule": "leave-one-out"}), script, tmp_path)
     assert record["selection"]["rule"] == "paper" and record["selection"]["requested_rule"] == "leave-one-out"
     assert all(h is None for _, h in learner.calls)
+
+
+def test_anchored_layout_reads_the_size_from_the_frame(task, tmp_path):
+    hidden = Task(id="hidden", train=task.train, test=[Pair(input=task.test[0].input)])
+
+    def script(step, kind, i, t):
+        return truth(task, kind, i)  # the stand-in knows the answer; the solver is not told its size
+
+    record, _ = run(hidden, config(**{"codec.layout": "anchored"}), script, tmp_path)
+    assert record["output_size_from"] == "frame" and record["train_steps_run"] == 20
+    assert record["attempts"][0]["attempt_1"] == task.test[0].output.root
+
+    record, _ = run(hidden, config(), script, tmp_path)  # centered needs the hidden output's size
+    assert record["checkpoints"][0]["test"][0]["error"].startswith("decode: the centered layout needs")
+    assert record["attempts"] == [{"attempt_1": None, "attempt_2": None}]
 
 
 def test_augmented_views_vote_and_map_back(task, tmp_path):

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from arcvdm.cli.app import app, bench_app, codec_app
 from arcvdm.codec import LAYOUTS, decode, plan_for_task, render as render_grid
+from arcvdm.codec_check import CheckResult, Perturbation, check_tasks, labelled_grids, reference_decode
 from arcvdm.errors import ArcvdmError
 
 DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (before $ARCVDM_DATA and the user cache).")
@@ -39,8 +40,7 @@ def check(
     show_failures: int = typer.Option(20, "--failures", help="How many failures to list."),
     data_dir: Optional[str] = DataDir,
 ) -> None:
-    """Render every grid with its task's plan, perturb, decode: prints `N grids, N exact` and the failures."""
-    from arcvdm.codec_check import Perturbation, check_tasks
+    """Render every grid with its task's plan, perturb, decode: prints `N grids, N exact` and the failures (exit 1 if any)."""
     from arcvdm.datasets import load_dataset
 
     tasks = load_dataset(dataset, data_dir)
@@ -51,9 +51,15 @@ def check(
                "seed": seed, "grids": result.grids, "exact": result.exact, "failures": result.failures,
                "malformed_files": [str(e) for e in tasks.errors]}
         typer.echo(json.dumps(out, indent=1))
-        return
+    else:
+        _print_check(dataset, layout, perturbation, result, tasks.errors, show_failures)
+    if result.exact < result.grids:
+        raise typer.Exit(1)  # usable as a gate in scripts
+
+
+def _print_check(dataset: str, layout: str, perturbation: Perturbation, result: CheckResult, errors: list, show_failures: int) -> None:
     typer.echo(f"{dataset} | {layout} | {perturbation}: {result.summary()}")
-    for error in tasks.errors:
+    for error in errors:
         typer.echo(f"skipped malformed file: {error}")
     if result.failures:
         table = Table("task", "pair", "reason", title=f"{len(result.failures)} failures")
@@ -102,7 +108,6 @@ def bench_codec(
     data_dir: Optional[str] = DataDir,
 ) -> None:
     """Render and decode time per grid, both layouts, against a per-cell Python reference decoder (single process)."""
-    from arcvdm.codec_check import labelled_grids, reference_decode
     from arcvdm.datasets import load_dataset
 
     tasks = list(load_dataset(dataset, data_dir))[:limit]

@@ -20,12 +20,13 @@ DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (be
 @datasets_app.command("list")
 def list_datasets(data_dir: Optional[str] = DataDir) -> None:
     """Each dataset, where it resolves and its task count."""
-    table = Table("name", "source", "where", "tasks")
+    table = Table("name", "source", "tasks")
+    table.add_column("where", overflow="fold")  # a path must never be cut short
     for name in DATASETS.names():
         dataset = DATASETS.get(name)
         folder = resolve(name, data_dir)
         source = f"{dataset.source.repo}@{dataset.source.commit[:7]}"
-        table.add_row(name, source, str(folder) if folder else "[dim]not downloaded[/dim]", str(count_tasks(folder)) if folder else "-")
+        table.add_row(name, source, str(count_tasks(folder)) if folder else "-", str(folder) if folder else "[dim]not downloaded[/dim]")
     Console().print(table)
 
 
@@ -50,11 +51,16 @@ def grid_text(grid: Grid) -> Text:
     return text
 
 
-def _pair_table(title: str, pairs: list[tuple[str, Grid | None]]) -> Table:
-    table = Table(title=title, show_header=True, box=None, padding=(0, 2), title_justify="left")
-    for label, _ in pairs:
-        table.add_column(label)
-    table.add_row(*[grid_text(g) if g is not None else Text("?") for _, g in pairs])
+def _pair_table(title: str, pairs: list[tuple[str, Grid | None]], width: int) -> Table:
+    """Grids side by side, or one below the other when the terminal is too narrow for that."""
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2), title_justify="left")
+    side_by_side = sum(2 * g.shape[1] + 4 for _, g in pairs if g is not None) <= width
+    cells = [Text(label + "\n").append_text(grid_text(g)) if g is not None else Text(label) for label, g in pairs]
+    if side_by_side:
+        table.add_row(*cells)
+    else:
+        for cell in cells:
+            table.add_row(cell)
     return table
 
 
@@ -66,15 +72,16 @@ def show(
 ) -> None:
     """Draw a task in the terminal: train pairs side by side, then the test inputs."""
     t = load_task_spec(task, data_dir)
+    console = Console()
     parts: list = [Text(repr(t), style="bold")]
     for i, pair in enumerate(t.train):
-        parts.append(_pair_table(f"train[{i}]", [(f"input {_shape(pair.input)}", pair.input), (f"output {_shape(pair.output)}", pair.output)]))
+        parts.append(_pair_table(f"train[{i}]", [(f"input {_shape(pair.input)}", pair.input), (f"output {_shape(pair.output)}", pair.output)], console.width))
     for j, pair in enumerate(t.test):
         shown = [(f"input {_shape(pair.input)}", pair.input)]
         if answers and pair.output is not None:
             shown.append((f"output {_shape(pair.output)}", pair.output))
-        parts.append(_pair_table(f"test[{j}]", shown))
-    Console().print(Group(*parts))
+        parts.append(_pair_table(f"test[{j}]", shown, console.width))
+    console.print(Group(*parts))
 
 
 def _shape(grid: Grid | None) -> str:
