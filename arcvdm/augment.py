@@ -178,7 +178,7 @@ def redraw_placement(plan: CanvasPlan, rng: random.Random, min_scale: float = 0.
     marker) still fits, and the decoder reads any such plan. Inference keeps the canonical plan.
     """
     if plan.layout != "anchored":
-        raise ArcvdmError(f"placement re-draw needs the anchored layout, the plan is {plan.layout!r}: set codec.layout=anchored")
+        raise ArcvdmError(f"placement re-draw needs the anchored layout, the plan is {plan.layout!r}: use --layout anchored (codec.layout=anchored)")
     if not 0 < min_scale <= 1:
         raise ArcvdmError(f"placement re-draw: min_scale = {min_scale!r}, must be in (0, 1]")
     cell = rng.randint(max(MIN_CELL, math.ceil(plan.cell * min_scale)), plan.cell)

@@ -7,6 +7,8 @@ from itertools import combinations
 from typing import Any
 
 from arcvdm.baselines import PUBLISHED, Reference, references_for
+from arcvdm.errors import ArcvdmError
+from arcvdm.formats import PredictionSet
 from arcvdm.scoring import ArcScore, VisionScore
 
 
@@ -33,10 +35,25 @@ class Comparison:
     concept_references: dict[str, dict[str, float]] = field(default_factory=dict)
     overlaps: list[Overlap] = field(default_factory=list)
     unique: dict[str, list[str]] = field(default_factory=dict)  # set name → problems no other set solves
+    selection: list[str] | None = None  # the task ids compared on (shared_selection); None = the whole dataset
+    dataset_tasks: int = 0
+
+    @property
+    def scope(self) -> str:
+        return "dataset" if self.selection is None else "run"
+
+    def scope_caption(self) -> str:
+        if self.selection is None:
+            return f"compared on all {self.dataset_tasks} tasks of {self.dataset}"
+        return (f"compared on the {len(self.selection)} of {self.dataset_tasks} tasks that every run folder selected "
+                "(the intersection of the runs' selections; --all-tasks compares on all, unselected tasks missing)")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
+            "scope": self.scope,
+            "dataset_tasks": self.dataset_tasks,
+            "tasks_compared": self.dataset_tasks if self.selection is None else len(self.selection),
             "sets": [s.to_dict() for s in self.scores],
             "references": [{**r.__dict__, "kind": PUBLISHED} for r in self.references],
             "concept_references": self.concept_references,
@@ -45,7 +62,25 @@ class Comparison:
         }
 
 
-def compare(scores: list[ArcScore | VisionScore], dataset: str) -> Comparison:
+def shared_selection(psets: list[PredictionSet], all_tasks: bool = False) -> list[str] | None:
+    """The tasks every ARC run folder selected (in the first run's order), or None for the whole dataset.
+
+    The intersection, not the union: a union would count a task one run never attempted as that run's miss,
+    the very distortion scoring on the selection avoids. Sets that are not run folders predict the whole
+    dataset, so they are compared on the same tasks.
+    """
+    runs = [p for p in psets if p.family == "arc" and p.selected is not None]
+    if all_tasks or not runs:
+        return None
+    common = set(runs[0].selected).intersection(*(p.selected for p in runs[1:]))
+    if not common:
+        raise ArcvdmError(f"the runs {', '.join(p.name for p in runs)} selected no task in common: "
+                          "compare runs over the same tasks, or pass --all-tasks to compare on the whole dataset")
+    return [t for t in runs[0].selected if t in common]
+
+
+def compare(scores: list[ArcScore | VisionScore], dataset: str, selection: list[str] | None = None) -> Comparison:
+    """Side by side; `selection` = the task ids the scores were computed on (shared_selection), None = all."""
     references, concept_references = references_for(dataset)
     arc = [s for s in scores if isinstance(s, ArcScore)]
     solved = {s.name: s.solved_ids() for s in arc}
@@ -59,4 +94,5 @@ def compare(scores: list[ArcScore | VisionScore], dataset: str) -> Comparison:
         for s in arc:
             others = set().union(*(solved[o.name] for o in arc if o is not s))
             unique[s.name] = sorted(solved[s.name] - others)
-    return Comparison(dataset, scores, references, concept_references if any(s.per_concept() for s in arc) else {}, overlaps, unique)
+    return Comparison(dataset, scores, references, concept_references if any(s.per_concept() for s in arc) else {}, overlaps, unique,
+                      selection, max((s.dataset_tasks for s in arc), default=0))

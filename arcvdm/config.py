@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from arcvdm.errors import ArcvdmError
 from arcvdm.registry import Registry
@@ -72,6 +72,10 @@ class AugmentConfig(_Section):
     symmetries: int = 1  # how many of the 8 symmetries of the square (1 = identity only)
     color_maps: int = 1  # colour permutations keeping 0 fixed (1 = identity only)
     views: int = 1  # inference views per test input; > 1 votes on the decoded grids
+    # Training videos per train pair and transform, each under its own seeded re-drawn anchored placement
+    # (cell size and origin; the first is the standard plan), encoded once: translation and scale variety
+    # across epochs. 1 = the fixed plan. Needs codec.layout=anchored; inference always uses the standard plan.
+    placements: int = 1
     seed: int = 0
 
 
@@ -103,6 +107,17 @@ class RunConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
+    @model_validator(mode="after")
+    def _placements_need_anchored(self) -> "RunConfig":
+        # ArcvdmError passes through pydantic unwrapped: one line naming the fix, before any problem runs.
+        placements = self.augment.placements
+        if placements < 1:
+            raise ArcvdmError(f"augment.placements = {placements!r}: must be at least 1 (1 = the fixed placement)")
+        if placements > 1 and self.codec.layout != "anchored":
+            raise ArcvdmError(f"augment.placements = {placements} re-draws the anchored placement, but codec.layout is "
+                              f"{self.codec.layout!r}: add --layout anchored (or set augment.placements=1)")
+        return self
+
 
 PRESETS: Registry[dict[str, Any]] = Registry("preset")
 PRESETS.add("paper-arc", {})  # the defaults are the paper's ARC-AGI settings
@@ -122,6 +137,8 @@ PRESETS.add("smoke", SMOKE)
 # input voted on whole grids, and leave-one-out checkpoint selection. Per problem with 3 train pairs and 1 test
 # input, in forward passes (arcvdm/flops.py): paper-arc 10,800 train + 1,200 sample = 12,000; arcvdm-aug
 # 10,800 + 3,300 = 14,100 (x1.18). Early stopping at the earliest (the second checkpoint) cuts either to a third.
+# The layout stays the paper's centered one; opt in to translation and scale augmentation with
+# `--layout anchored --set augment.placements=3` (3x the training videos, encoded once; same step budget).
 AUGMENTED: dict[str, Any] = {
     "augment": {"symmetries": 8, "color_maps": 3, "views": 8},
     "selection": {"rule": "leave-one-out"},

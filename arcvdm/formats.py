@@ -66,6 +66,12 @@ class PredictionSet:
         """The dataset a run folder was made on (config.json key "dataset")."""
         return (self.config or {}).get("dataset")
 
+    @property
+    def selected(self) -> list[str] | None:
+        """The task ids a run folder set out to solve (config.json key "tasks"); None for other sets and older runs."""
+        tasks = (self.config or {}).get("tasks")
+        return [str(t) for t in tasks] if isinstance(tasks, list) else None
+
     def max_attempts(self) -> int:
         return max((len(a) for t in self.tasks.values() for a in t.entries), default=0)
 

@@ -23,8 +23,8 @@ from arcvdm.executors import executor_for, failed_record, problem_path
 from arcvdm.io import atomic_write_json, safe_name
 from arcvdm.tasks import Task
 
-# Sections that say where problems run, not what they compute: a resume may change them.
-EXECUTION_ONLY = ("slurm",)
+# Keys that say where problems run or which ones, not what they compute: a resume may change them.
+EXECUTION_ONLY = ("slurm", "tasks")
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Problem:
     """One entry of the run: a task to solve, or a reason it cannot be (malformed file, unsafe id)."""
 
     key: str  # the file name under problems/ (the task id) or, for an unsafe id, a sanitised key for the summary
+    task_id: str  # the id as the dataset gives it (what scoring matches), even when it cannot be a file name
     task: Task | None = None
     error: str | None = None
     writable: bool = True  # False for unsafe ids: nothing is written under their name
@@ -77,7 +78,7 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     out = Path(out)
     started = time.time()
     problems = select_problems(load_dataset(spec, data_dir), tasks, limit)
-    prepare_run_folder(out, config, spec, resume)
+    prepare_run_folder(out, config, spec, resume, [p.task_id for p in problems])
     summary = RunSummary(dataset=spec, out=str(out), executor=executor, problems=len(problems))
 
     pending: list[Task] = []
@@ -131,7 +132,7 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
     for i, p in enumerate(problems):
         if p.key in seen:  # two files with one name in different folders: the second would overwrite the first
             where = f" ({p.task.source})" if p.task and p.task.source else ""
-            problems[i] = Problem(f"duplicate-{p.key}-{i}", writable=False,
+            problems[i] = Problem(f"duplicate-{p.key}-{i}", p.task_id, writable=False,
                                   error=f"ArcvdmError: task id {p.key!r}{where} appears twice in the dataset: rename one")
         seen.add(p.key)
     if task_ids:
@@ -152,12 +153,12 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
 
 def _problem(task_id: str, task: Task | None = None, error: str | None = None) -> Problem:
     try:
-        return Problem(safe_name(task_id), task=task, error=error)
+        return Problem(safe_name(task_id), task_id, task=task, error=error)
     except ArcvdmError as e:
         # Never a file name: recorded under a sanitised key in the summary only.
         plain = re.sub(r"[^A-Za-z0-9_.\-]+", "_", task_id).strip("._") or "task"
         key = f"unsafe-{plain}-{hashlib.sha1(task_id.encode()).hexdigest()[:8]}"
-        return Problem(key, task=None, error=f"ArcvdmError: {e}", writable=False)
+        return Problem(key, task_id, task=None, error=f"ArcvdmError: {e}", writable=False)
 
 
 def _stem_of(error: TaskFormatError) -> str:
@@ -166,9 +167,13 @@ def _stem_of(error: TaskFormatError) -> str:
     return Path(match.group(1)).stem if match else "malformed"
 
 
-def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) -> None:
-    """Write config.json and environment.json; refuse to resume a folder made with a different config."""
-    config_data = {**config.model_dump(mode="json"), "dataset": spec}
+def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, task_ids: list[str]) -> None:
+    """Write config.json (with the selected task ids) and environment.json; refuse to resume with a different config.
+
+    Written before any problem runs, so an interrupted run still tells the scorer which tasks it set out to solve.
+    A resume adds its selection to the recorded one: the folder holds the results of both.
+    """
+    config_data = {**config.model_dump(mode="json"), "dataset": spec, "tasks": task_ids}
     config_path = out / "config.json"
     if resume and config_path.exists():
         try:
@@ -179,6 +184,8 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) ->
         if changed:
             raise ArcvdmError(f"{out} holds a run with a different config ({'; '.join(changed[:3])}): "
                               "use a new --out, or --no-resume to start over")
+        earlier = previous.get("tasks") if isinstance(previous.get("tasks"), list) else []
+        config_data["tasks"] = earlier + [t for t in task_ids if t not in set(earlier)]
     if not resume:
         shutil.rmtree(out / "problems", ignore_errors=True)
         (out / "summary.json").unlink(missing_ok=True)
@@ -189,9 +196,10 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool) ->
 
 
 def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
-    """The config and dataset spec a run folder was made with (config.json minus its "dataset" key)."""
+    """The config and dataset spec a run folder was made with (config.json minus its "dataset" and "tasks" keys)."""
     data = json.loads((Path(out) / "config.json").read_text())
     dataset = data.pop("dataset", None)
+    data.pop("tasks", None)
     return RunConfig.model_validate(data), dataset
 
 

@@ -8,13 +8,15 @@ Definitions (each number says which one it is):
 - lenient levels, strict to loose: exact; best attempt's cell accuracy >= 90%, 75%, 50%; right output shape.
   Cell accuracy is the fraction of equal cells when the shapes agree and 0 otherwise, so the levels nest.
 Missing tasks and unusable files count as wrong and are listed. Vision runs get mean/std of each metric.
+A run folder is scored on the tasks it selected (config.json "tasks"; scope "run") unless told to take the whole
+dataset (scope "dataset"), so `--limit 2` is not reported as 398 missing; other prediction sets take the whole dataset.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -96,6 +98,8 @@ class ArcScore:
     malformed_files: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
     unknown_tasks: list[str] = field(default_factory=list)  # predicted ids the dataset does not have
     compute: dict[str, float] = field(default_factory=dict)  # mean per problem, run folders only
+    dataset_tasks: int = 0  # tasks in the whole dataset; len(tasks) is fewer when scope is "run"
+    scope: str = "dataset"  # "run": only the tasks the run selected; "dataset": every task of the dataset
 
     def tally(self, solved: Callable[[OutputScore], bool]) -> Tally:
         return Tally(
@@ -148,6 +152,8 @@ class ArcScore:
             "family": "arc",
             "attempts": self.attempts,
             "tasks": len(self.tasks),
+            "dataset_tasks": self.dataset_tasks,
+            "scope": self.scope,
             "strict_solved": exact.strict_solved,
             "per_output_score": round(exact.per_output_score, 6),
             "outputs_solved": exact.outputs_solved,
@@ -182,14 +188,25 @@ class VisionScore:
                 "failed_problems": self.failed, "metrics": self.metrics}
 
 
-def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None) -> ArcScore:
-    """Score `pset` on every task of `tasks` (test outputs needed); `attempts` caps how many attempts count."""
+def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None, only: Collection[str] | None = None) -> ArcScore:
+    """Score `pset` on the tasks of `tasks` (test outputs needed), or on those whose id is in `only` (scope "run").
+
+    `attempts` caps how many attempts count.
+    """
     k = attempts or max(pset.max_attempts(), 1)
+    made_on = f" (the run was made on {pset.dataset})" if pset.dataset and pset.dataset != tasks.name else ""
+    if only and not any(task_id in tasks for task_id in only):
+        example = next(iter(only))
+        raise ArcvdmError(f"{pset.path}: none of the {len(only)} selected tasks (e.g. '{example}') is in {tasks.name}: "
+                          f"check --dataset{made_on}")
     if pset.tasks and not any(task_id in tasks for task_id in pset.tasks):
         example = next(iter(pset.tasks))
-        raise ArcvdmError(f"{pset.path}: none of its {len(pset.tasks)} tasks (e.g. '{example}') is in {tasks.name}: check --dataset")
+        raise ArcvdmError(f"{pset.path}: none of its {len(pset.tasks)} tasks (e.g. '{example}') is in {tasks.name}: check --dataset{made_on}")
+    wanted = None if only is None else set(only)
     results, malformed = [], []
     for task in tasks:
+        if wanted is not None and task.id not in wanted:
+            continue
         if any(p.output is None for p in task.test):
             raise ArcvdmError(f"{task.source or tasks.name}: task {task.id} has no test output; scoring needs a dataset with answers")
         pred = pset.tasks.get(task.id)
@@ -198,7 +215,8 @@ def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None
         if result.status == "malformed" or (pred is not None and pred.issues):
             malformed.append({"file": pred.source, "reason": result.reason or pred.reason()})
     unknown = sorted(set(pset.tasks) - set(tasks.ids()))
-    return ArcScore(pset.name, tasks.name, k, results, malformed, unknown, compute_per_problem(pset))
+    return ArcScore(pset.name, tasks.name, k, results, malformed, unknown, compute_per_problem(pset, wanted),
+                    dataset_tasks=len(tasks), scope="dataset" if wanted is None else "run")
 
 
 def _score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
@@ -215,9 +233,9 @@ def _score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
     return TaskScore(task.id, task.concept, outputs)
 
 
-def compute_per_problem(pset: PredictionSet) -> dict[str, float]:
-    """Mean training steps, sampler NFE, FLOPs and seconds per finished problem of a run folder."""
-    done = [r for r in pset.records.values() if r.get("status") == "done"]
+def compute_per_problem(pset: PredictionSet, only: Collection[str] | None = None) -> dict[str, float]:
+    """Mean training steps, sampler NFE, FLOPs and seconds per finished problem of a run folder (of `only` if given)."""
+    done = [r for task_id, r in pset.records.items() if r.get("status") == "done" and (only is None or task_id in only)]
     out = {}
     for key in COMPUTE_FIELDS:
         values = [r[key] for r in done if isinstance(r.get(key), (int, float))]
@@ -246,13 +264,17 @@ def score_vision(pset: PredictionSet) -> VisionScore:
     return VisionScore(pset.name, pset.family, len(pset.records) - len(failed), failed, metrics)
 
 
-def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None) -> ArcScore | VisionScore:
-    """Vision run folders score on their own metrics; everything else needs the dataset's tasks."""
+def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None,
+          all_tasks: bool = False) -> ArcScore | VisionScore:
+    """Vision run folders score on their own metrics; everything else needs the dataset's tasks.
+
+    A run folder that recorded its selection is scored on it unless `all_tasks`; other sets on the whole dataset.
+    """
     if pset.family != "arc":
         return score_vision(pset)
     if tasks is None:
         raise ArcvdmError(f"{pset.path}: scoring ARC predictions needs the dataset: pass --dataset NAME_OR_PATH")
-    return score_tasks(pset, tasks, attempts)
+    return score_tasks(pset, tasks, attempts, None if all_tasks else pset.selected)
 
 
 def load_answers(spec: str, data_dir: str | None = None) -> TaskSet:

@@ -1,6 +1,7 @@
 """Solve one ARC problem: render its pairs, train a LoRA in chunks, predict at every checkpoint, select k attempts.
 
-Read top to bottom: `solve_problem` builds the videos, then `solve` runs the loop
+Read top to bottom: `solve_problem` builds the videos (every train pair under every training transform, and
+under augment.placements anchored placements), then `solve` runs the loop
 
     for step in the fixed schedule (every train.eval_every steps up to train.steps):
         train the learner up to `step`            (leave-one-out: without pair `held_out` in this chunk)
@@ -15,6 +16,7 @@ and returns the problem's JSON record (see /work/contracts.md, "Problem JSON"). 
 
 from __future__ import annotations
 
+import random
 import resource
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.augment import Transform, augmented_tasks, sample_transforms
+from arcvdm.augment import Transform, augmented_tasks, redraw_placement, sample_transforms
 from arcvdm.config import RunConfig
 from arcvdm.flops import forward_passes
 from arcvdm.render import save_gif, save_png
@@ -60,17 +62,11 @@ class DiffusionLearner:
         self.backbone, self.config, self.progress = backbone, config, progress
         self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config)
         # Videos are encoded once, pair-major; a leave-one-out chunk trains on the rows of the other pairs.
-        self.all_latents = (self.trainer.latents, self.trainer.image_latents)
         self.pair_of_row = np.repeat(np.arange(len(videos_by_pair)), [len(v) for v in videos_by_pair])
-        self.held_out: int | None = None
 
     def train_until(self, step: int, held_out: int | None = None) -> None:
-        if held_out != self.held_out:
-            rows = np.flatnonzero(self.pair_of_row != held_out)
-            self.trainer.latents, self.trainer.image_latents = (t[rows] for t in self.all_latents)
-            self.trainer._order = []  # the shuffled epoch indexes the old rows: start a new one
-            self.held_out = held_out
-        self.trainer.train(step - self.trainer.step, progress=self.progress)
+        rows = None if held_out is None else np.flatnonzero(self.pair_of_row != held_out).tolist()
+        self.trainer.train(step - self.trainer.step, progress=self.progress, rows=rows)
 
     def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
         from arcvdm.sample import generate
@@ -113,6 +109,41 @@ def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
     return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width)
 
 
+def placement_plans(plan: codec.CanvasPlan, config: RunConfig) -> list[codec.CanvasPlan]:
+    """The training placements: `plan` itself, then augment.placements - 1 re-drawn from it (seeded by
+    augment.seed), shared by every pair like one placement per epoch."""
+    rng = random.Random(config.augment.seed)
+    return [plan, *(redraw_placement(plan, rng) for _ in range(config.augment.placements - 1))]
+
+
+def fits(plan: codec.CanvasPlan, *grids: Grid) -> bool:
+    return all(plan.cell_for(g.shape) >= codec.MIN_CELL for g in grids)
+
+
+def training_videos(task: Task, config: RunConfig, transforms: list[Transform],
+                    plan: codec.CanvasPlan) -> list[list[np.ndarray]]:
+    """videos_by_pair[i]: train pair i under each transform, and under each placement (transform-major).
+
+    A re-drawn placement keeps every grid its standard plan was made for; a pair it would squeeze below
+    the minimum cell size skips that placement instead of failing the problem.
+    """
+    plans = placement_plans(plan, config)
+    videos_by_pair = []
+    for i, p in enumerate(task.train):
+        videos = []
+        for n, t in enumerate(transforms):
+            first, last = t.apply(p.input), t.apply(p.output)
+            for q, placed in enumerate(plans):
+                if q and not fits(placed, first, last):
+                    continue
+                videos.append(make_video(codec.render(first, placed), codec.render(last, placed),
+                                         frames=config.video.frames, trajectory=config.video.trajectory,
+                                         # the `tiles` order differs per video
+                                         seed=config.train.seed + (i * len(transforms) + n) * len(plans) + q))
+        videos_by_pair.append(videos)
+    return videos_by_pair
+
+
 def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: Path,
           per_forward_flops: float | None = None, device: Any = None) -> dict:
     t_start = time.perf_counter()
@@ -122,13 +153,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     views = inference_views(config)
     plan = canvas_plan(task, config)
 
-    videos_by_pair = [
-        [make_video(codec.render(t.apply(p.input), plan), codec.render(t.apply(p.output), plan),
-                    frames=config.video.frames, trajectory=config.video.trajectory,
-                    seed=config.train.seed + i * len(transforms) + n)  # the `tiles` order differs per video
-         for n, t in enumerate(transforms)]
-        for i, p in enumerate(task.train)
-    ]
+    videos_by_pair = training_videos(task, config, transforms, plan)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_gif(videos_by_pair[0][0], out_dir / "train0.gif")
     learner = make_learner(videos_by_pair)
@@ -234,6 +259,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         "attempts": attempts,
         "votes": votes,
         "train_steps_run": steps_run,
+        "training_videos": sum(len(v) for v in videos_by_pair),
         "train_steps_fixed": schedule[-1],
         "sampler_calls": sampler_calls,
         "nfe": passes.sample,

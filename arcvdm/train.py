@@ -1,5 +1,8 @@
 """LoRA on a frozen CogVideoX1.5 image-to-video model from a few transition videos: `LoraTrainer(backbone, videos, config).train(steps)`.
 
+`train(steps, rows=[...])` trains on a subset of the encoded videos (leave-one-out holds a pair's videos
+out of a chunk) without encoding anything again.
+
 Reads top to bottom like a diffusers training script: check the inputs, encode every video once
 (the VAE is 80-99% of an uncached step), add the adapter, then the loop. The objective is the one the
 pipeline undoes at inference (see `CogVideoXImageToVideoPipeline.prepare_latents` and `__call__`):
@@ -19,6 +22,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -99,7 +103,8 @@ class LoraTrainer:
         # 3. AdamW at a constant learning rate.
         t = config.train
         self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay, eps=t.eps)
-        self._order: list[int] = []
+        self.rows: tuple[int, ...] = tuple(range(len(self.latents)))  # the videos batches are drawn from
+        self._order: list[int] = []  # what is left of the current shuffled epoch over `rows`
 
     @torch.no_grad()
     def encode_videos(self, videos: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,13 +130,26 @@ class LoraTrainer:
         image = torch.cat([image, image.new_zeros(image.shape[0], padded - 1, *image.shape[2:])], dim=1)
         return latents, image
 
+    def use_rows(self, rows: Sequence[int] | None) -> None:
+        """Draw the next batches from the encoded videos `rows` only (None = all of them).
+
+        A different subset starts a new shuffled epoch; the same one continues the current epoch. Every draw
+        comes from the trainer's seeded generator, so the same sequence of calls gives the same batches.
+        """
+        n = len(self.latents)
+        rows = tuple(range(n)) if rows is None else tuple(int(r) for r in rows)
+        if not rows or not all(0 <= r < n for r in rows) or len(set(rows)) != len(rows):
+            raise ArcvdmError(f"LoraTrainer: rows {list(rows)} must be distinct indices of the {n} encoded videos (0-{n - 1})")
+        if rows != self.rows:
+            self.rows, self._order = rows, []
+
     def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(video indices, noise, timesteps) for the next step: videos in shuffled epochs, t ~ U{0..999}."""
+        """(video indices, noise, timesteps) for the next step: videos of `rows` in shuffled epochs, t ~ U{0..999}."""
         b = self.config.train.batch_size
         indices = []
         while len(indices) < b:
             if not self._order:
-                self._order = torch.randperm(len(self.latents), generator=self.generator).tolist()
+                self._order = [self.rows[i] for i in torch.randperm(len(self.rows), generator=self.generator).tolist()]
             indices.append(self._order.pop())
         noise = torch.randn((b, *self.latents.shape[1:]), generator=self.generator)
         timesteps = torch.randint(0, self.pipe.scheduler.config.num_train_timesteps, (b,), generator=self.generator)
@@ -165,10 +183,12 @@ class LoraTrainer:
         self.step += 1
         return loss.item()
 
-    def train(self, steps: int, progress: bool = True) -> list[float]:
-        """Run `steps` more optimizer steps (continuing from `self.step`); returns their losses."""
+    def train(self, steps: int, progress: bool = True, rows: Sequence[int] | None = None) -> list[float]:
+        """Run `steps` more optimizer steps (continuing from `self.step`) on the encoded videos `rows`
+        (None = all; see `use_rows`); returns their losses."""
         from tqdm.auto import tqdm
 
+        self.use_rows(rows)
         losses = []
         bar = tqdm(range(steps), desc=f"train {self.backbone.name}", disable=not progress, leave=False)
         for _ in bar:

@@ -14,12 +14,18 @@ from arcvdm.errors import ArcvdmError
 
 DATASET_HELP = "Dataset name (arc-agi-1/evaluation, conceptarc, ...) or a task folder. Optional for run folders: read from config.json."
 DATA_DIR_HELP = "Folder holding the datasets (default: $ARCVDM_DATA, then the user cache)."
+ALL_TASKS_HELP = "Score run folders on the whole dataset (tasks the run did not select count as missing), not on the run's selection."
 
 
-def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[str], attempts: Optional[int] = None):
-    """Read each prediction set and score it; the dataset comes from --dataset or the first run folder's config."""
+def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[str], attempts: Optional[int] = None,
+                all_tasks: bool = False):
+    """Read each prediction set and score it on the same tasks; the dataset comes from --dataset or the first run's config.
+
+    Returns (dataset spec, scores, prediction sets, the task ids scored on or None for the whole dataset).
+    """
+    from arcvdm.compare import shared_selection
     from arcvdm.formats import load_predictions
-    from arcvdm.scoring import load_answers, score
+    from arcvdm.scoring import load_answers, score, score_tasks
 
     psets = [load_predictions(p) for p in paths]
     seen: dict[str, int] = {}
@@ -32,7 +38,14 @@ def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[st
     if arc and spec is None:
         raise ArcvdmError(f"{arc[0].path}: no dataset given and none recorded in a config.json: pass --dataset NAME_OR_PATH")
     tasks = load_answers(spec, data_dir) if arc else None
-    return spec, [score(p, tasks, attempts) for p in psets], psets
+    selection = shared_selection(psets, all_tasks)
+    if selection and not any(t in tasks for t in selection):
+        runs = [p for p in arc if p.selected is not None]
+        made_on = "; ".join(f"{p.path} was made on {p.dataset}" for p in runs if p.dataset)
+        raise ArcvdmError(f"none of the runs' selected tasks (e.g. '{selection[0]}') is in {spec} ({made_on}): "
+                          "compare sets made on the same dataset")
+    scores = [score_tasks(p, tasks, attempts, selection) if p.family == "arc" else score(p) for p in psets]
+    return spec, scores, psets, selection
 
 
 @app.command("score")
@@ -41,12 +54,16 @@ def score_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     attempts: Optional[int] = typer.Option(None, "--attempts", help="Count only attempts 1..N (default: all given)."),
+    all_tasks: bool = typer.Option(False, "--all-tasks", help=ALL_TASKS_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Score predictions: strict per-task, per-output, pass@k, lenient levels (and per concept on ConceptARC)."""
+    """Score predictions: strict per-task, per-output, pass@k, lenient levels (and per concept on ConceptARC).
+
+    A run folder is scored on the tasks it selected (--tasks/--limit) unless --all-tasks; other sets on the whole dataset.
+    """
     from arcvdm.report.tables import print_score
 
-    _, (result,), _ = load_scored([predictions], dataset, data_dir, attempts)
+    _, (result,), _, _ = load_scored([predictions], dataset, data_dir, attempts, all_tasks)
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
@@ -58,14 +75,19 @@ def compare_command(
     predictions: list[Path] = typer.Argument(..., help="Two or more prediction sets (run folders, submission folders or files)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    all_tasks: bool = typer.Option(False, "--all-tasks", help="Compare on the whole dataset instead of the tasks every run folder selected."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Compare prediction sets side by side with the published reference rows, and which problems each solves."""
+    """Compare prediction sets side by side with the published reference rows, and which problems each solves.
+
+    All sets are scored on the same tasks: those every run folder selected (their intersection), or the whole
+    dataset with --all-tasks or when no run folder is given.
+    """
     from arcvdm.compare import compare
     from arcvdm.report.tables import print_comparison
 
-    spec, scores, _ = load_scored(predictions, dataset, data_dir)
-    comparison = compare(scores, spec or "")
+    spec, scores, _, selection = load_scored(predictions, dataset, data_dir, all_tasks=all_tasks)
+    comparison = compare(scores, spec or "", selection)
     if as_json:
         print(json.dumps(comparison.to_dict()))
     else:

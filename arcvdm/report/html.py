@@ -17,7 +17,7 @@ from arcvdm.formats import PredictionSet, parse_attempt
 from arcvdm.io import atomic_write_text, safe_name
 from arcvdm.report.images import diff_image, grid_image, save_png
 from arcvdm.report.tables import summary_line
-from arcvdm.scoring import ArcScore, TaskScore, score_tasks, score_vision
+from arcvdm.scoring import ArcScore, TaskScore, score, score_vision
 from arcvdm.tasks import Grid, Task, TaskSet
 
 STYLE = """
@@ -64,7 +64,7 @@ def write_report(pset: PredictionSet, tasks: TaskSet | None, out_dir: str | Path
     if pset.family != "arc":
         return _write_vision(pset, out_dir)
     assert tasks is not None, "an ARC report needs the dataset's answers"
-    result = score_tasks(pset, tasks)
+    result = score(pset, tasks)  # a run is reported on the tasks it selected
     rows = []
     for ts in result.tasks:
         record = pset.records.get(ts.task_id)

@@ -22,8 +22,16 @@ def summary_line(s: ArcScore) -> str:
         f"{s.name} on {s.dataset}: strict {exact.strict_solved}/{n} tasks ({pct(exact.strict_solved, n)}) · "
         f"per-output {exact.per_output_score:.1f}/{n} ({pct(exact.per_output_score, n)}) · "
         f"{exact.outputs_solved}/{s.outputs_total} test outputs · {s.attempts} attempts · "
-        f"{len(s.missing)} missing · {len(s.malformed_files)} malformed"
+        f"{len(s.missing)} missing · {len(s.malformed_files)} malformed" + scope_note(s)
     )
+
+
+def scope_note(s: ArcScore) -> str:
+    """Says when a run is scored on its own selection rather than the whole dataset (empty otherwise)."""
+    if s.scope != "run" or len(s.tasks) == s.dataset_tasks:
+        return ""
+    return (f" · scored on {len(s.tasks)} of {s.dataset_tasks} tasks of {s.dataset} (the run's selection); "
+            "--all-tasks counts the rest as missing")
 
 
 def _tally_cells(t: Tally, tasks: int, outputs: int) -> list[str]:
@@ -80,13 +88,14 @@ def print_comparison(c: Comparison, console: Console) -> None:
     arc = [s for s in c.scores if isinstance(s, ArcScore)]
     console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
                   "fraction of outputs exact; published rows have no predictions", highlight=False)
+    console.print(c.scope_caption(), highlight=False)
     if arc:
         k = max(s.attempts for s in arc)
         levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]
         compute = [f for f in (*COMPUTE_FIELDS, "total_s") if any(f in s.compute for s in arc)]
         table = Table("set", "strict %", "strict tasks", "per-output", "outputs", *[f"pass@{i}" for i in range(1, k + 1)],
-                      *levels, *[f"{f}/problem" for f in compute], title="pass@k and lenient columns count test outputs",
-                      title_justify="left")
+                      *levels, *[f"{f}/problem" for f in compute],
+                      title=f"{c.scope_caption()}; pass@k and lenient columns count test outputs", title_justify="left")
         for s in arc:
             n, exact, passes, lenient = len(s.tasks), s.exact, s.pass_at_k(), s.lenient()
             table.add_row(
