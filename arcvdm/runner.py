@@ -167,13 +167,15 @@ def _stem_of(error: TaskFormatError) -> str:
     return Path(match.group(1)).stem if match else "malformed"
 
 
-def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, task_ids: list[str]) -> None:
+def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, task_ids: list[str] | None = None) -> None:
     """Write config.json (with the selected task ids) and environment.json; refuse to resume with a different config.
 
     Written before any problem runs, so an interrupted run still tells the scorer which tasks it set out to solve.
-    A resume adds its selection to the recorded one: the folder holds the results of both.
+    A resume adds its selection to the recorded one: the folder holds the results of both. Vision runs pass no ids.
     """
-    config_data = {**config.model_dump(mode="json"), "dataset": spec, "tasks": task_ids}
+    config_data = {**config.model_dump(mode="json"), "dataset": spec}
+    if task_ids is not None:
+        config_data["tasks"] = task_ids
     config_path = out / "config.json"
     if resume and config_path.exists():
         try:
@@ -185,7 +187,9 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
             raise ArcvdmError(f"{out} holds a run with a different config ({'; '.join(changed[:3])}): "
                               "use a new --out, or --no-resume to start over")
         earlier = previous.get("tasks") if isinstance(previous.get("tasks"), list) else []
-        config_data["tasks"] = earlier + [t for t in task_ids if t not in set(earlier)]
+        if task_ids is not None:
+            recorded = set(earlier)
+            config_data["tasks"] = earlier + [t for t in task_ids if t not in recorded]
     if not resume:
         shutil.rmtree(out / "problems", ignore_errors=True)
         (out / "summary.json").unlink(missing_ok=True)

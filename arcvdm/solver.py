@@ -47,8 +47,8 @@ class Learner(Protocol):
         """Last frame [H,W,3] uint8 of the video generated from each first frame; frame n uses seed + n."""
 
 
-# Builds the learner of one problem from its training videos, grouped by train pair (videos_by_pair[i][t] is
-# pair i under training transform t).
+# Builds the learner of one problem from its training videos, grouped by train pair (videos_by_pair[i] is
+# pair i under every training transform and placement, see `training_videos`).
 LearnerFactory = Callable[[list[list[np.ndarray]]], Learner]
 
 
@@ -117,6 +117,7 @@ def placement_plans(plan: codec.CanvasPlan, config: RunConfig) -> list[codec.Can
 
 
 def fits(plan: codec.CanvasPlan, *grids: Grid) -> bool:
+    """Whether `plan` can draw every one of `grids` (cells of at least codec.MIN_CELL px)."""
     return all(plan.cell_for(g.shape) >= codec.MIN_CELL for g in grids)
 
 

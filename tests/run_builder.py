@@ -10,10 +10,16 @@ from arcvdm.tasks import Task
 
 
 def write_run(out: Path, tasks: list[Task], solved: set[str], failed: set[str] = frozenset(), dataset: str = "arc-agi-1/evaluation",
-              images: bool = False) -> Path:
-    """Tasks in `solved` get the answer as attempt_2 (attempt_1 wrong); others get wrong attempts; `failed` ones fail."""
+              images: bool = False, selection: list[str] | None = None) -> Path:
+    """Tasks in `solved` get the answer as attempt_2 (attempt_1 wrong); others get wrong attempts; `failed` ones fail.
+
+    `selection` is recorded as the run's selected task ids (config.json "tasks"); None writes an older run without it.
+    """
     (out / "problems").mkdir(parents=True)
-    (out / "config.json").write_text(json.dumps({"family": "arc", "dataset": dataset, "backbone": "tiny"}))
+    config = {"family": "arc", "dataset": dataset, "backbone": "tiny"}
+    if selection is not None:
+        config["tasks"] = selection
+    (out / "config.json").write_text(json.dumps(config))
     for n, task in enumerate(tasks):
         if task.id in failed:
             record = {"task_id": task.id, "family": "arc", "status": "failed: decode crashed", "concept": task.concept}
@@ -33,7 +39,8 @@ def write_run(out: Path, tasks: list[Task], solved: set[str], failed: set[str] =
             "output_size_from": "ground-truth", "checkpoints": checkpoints,
             "selection": {"rule": "paper", "k": 2, "solved_train_at": 10, "steps": [10, 20]},
             "attempts": [{"attempt_1": wrong, "attempt_2": g} for g in test_preds],
-            "votes": [[{"grid": g, "count": 3}, {"grid": wrong, "count": 1}] for g in test_preds] if n == 0 else None,
+            "votes": [[{"grid": g, "count": 3, "identity_votes": 1, "last_step": 20},
+                       {"grid": wrong, "count": 1, "identity_votes": 0, "last_step": 10}] for g in test_preds] if n == 0 else None,
             "train_steps_run": 20 + 10 * n, "train_steps_fixed": 40, "sampler_calls": 2, "nfe": 100, "forward_flops": 1e12 * (n + 1),
             "timings": {"setup_s": 0.1, "train_s": 1.0, "sample_s": 0.5, "total_s": 1.6 + n}, "peak_memory_bytes": 1, "seed": 0,
         }

@@ -32,6 +32,7 @@ def test_tiny_backbone_end_to_end(tmp_path, samples_dir):
 
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"] == str(samples_dir) and config["backbone"] == "tiny"
+    assert config["tasks"] == ["flip-h", "recolour"]  # the run's selection: what `arcvdm score` scores it on
     assert (config["train"]["steps"], config["train"]["eval_every"], config["sample"]["steps"]) == (2, 1, 1)
     assert config["train"]["seed"] == config["sample"]["seed"] == 7
     environment = json.loads((out / "environment.json").read_text())

@@ -68,3 +68,36 @@ def test_compare_same_named_sets_stay_apart(baselines_dir, datasets_dir):
     data = json.loads(out.output)
     assert [s["name"] for s in data["sets"]] == ["open_ai_o1_preview_20241217", "open_ai_o1_preview_20241217 (2)"]
     assert data["overlap"][0]["both"] == 85 and data["overlap"][0]["a_only"] == 0
+
+
+def test_compare_runs_on_the_tasks_every_run_selected(tmp_path, arc1_eval, baselines_dir, datasets_dir):
+    tasks = list(arc1_eval)[:4]
+    ids = [t.id for t in tasks]
+    a = write_run(tmp_path / "a", tasks[:3], solved={ids[0], ids[2]}, selection=ids[:3])
+    b = write_run(tmp_path / "b", tasks[1:], solved={ids[1]}, selection=ids[1:])
+    claude = str(baselines_dir / "claude_sonnet_20241022" / "submissions")
+    args = ["compare", str(a), str(b), claude, "--data-dir", str(datasets_dir)]
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert (data["scope"], data["tasks_compared"], data["dataset_tasks"]) == ("run", 2, 400)
+    assert [s["tasks"] for s in data["sets"]] == [2, 2, 2]  # the baseline is held to the same two tasks
+    assert [s["strict_solved"] for s in data["sets"][:2]] == [1, 1] and data["sets"][1]["missing"] == 0
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "250"}).output
+    assert "compared on the 2 of 400 tasks that every run folder selected (the intersection of the runs' selections" in table
+    whole = json.loads(CliRunner().invoke(app, [*args, "--json", "--all-tasks"]).output)
+    assert whole["scope"] == "dataset" and [s["tasks"] for s in whole["sets"]] == [400, 400, 400]
+
+    apart = write_run(tmp_path / "c", tasks[3:], solved=set(), selection=ids[3:])
+    out = CliRunner().invoke(app, ["compare", str(a), str(apart), "--data-dir", str(datasets_dir)])
+    assert out.exit_code != 0 and "selected no task in common" in str(out.exception) and "--all-tasks" in str(out.exception)
+
+
+def test_compare_a_run_on_another_dataset_is_refused_in_one_line(tmp_path, samples_dir, baselines_dir, datasets_dir):
+    from arcvdm.tasks import load_tasks
+
+    flip = load_tasks(samples_dir)["flip-h"]
+    run = write_run(tmp_path / "run", [flip], solved=set(), dataset="tasks_json", selection=["flip-h"])
+    out = CliRunner().invoke(app, ["compare", str(run), str(baselines_dir / "claude_sonnet_20241022" / "submissions"),
+                                   "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)])
+    message = str(out.exception)
+    assert out.exit_code != 0 and "\n" not in message
+    assert "is in arc-agi-1/evaluation" in message and "was made on tasks_json" in message and "same dataset" in message

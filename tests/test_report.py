@@ -20,7 +20,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, datasets_dir):
     tasks = list(load_answers("arc-agi-1/evaluation", str(datasets_dir)))[:4]
-    out = write_run(tmp_path_factory.mktemp("r") / "run", tasks, solved={tasks[0].id}, failed={tasks[3].id}, images=True)
+    out = write_run(tmp_path_factory.mktemp("r") / "run", tasks, solved={tasks[0].id}, failed={tasks[3].id}, images=True,
+                    selection=[t.id for t in tasks])
     result = CliRunner().invoke(app, ["report", str(out), "--data-dir", str(datasets_dir)])
     assert result.exit_code == 0, result.output
     return out, [t.id for t in tasks]
@@ -30,8 +31,13 @@ def test_inspect_shows_everything_with_marks(run, datasets_dir):
     out, ids = run
     result = CliRunner().invoke(app, ["inspect", str(out), ids[0], "--data-dir", str(datasets_dir)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in (ids[0], "train 0 input", "test 0 ground truth", "attempt_1 ✗", "attempt_2 ✓", "3 votes ✓", "step 10", "decode: blank frame"):
+    for text in (ids[0], "train 0 input", "test 0 ground truth", "attempt_1 ✗", "attempt_2 ✓", "test 0 votes", "step 10", "decode: blank frame"):
         assert text in result.output
+    # The vote list: rank, count, untransformed views, last step, shape, right, which attempt it became.
+    votes = result.output.split("test 0 votes")[1].splitlines()[2:4]
+    shape = "×".join(map(str, load_answers("arc-agi-1/evaluation", str(datasets_dir))[ids[0]].test[0].output.shape))
+    assert votes[0].split() == ["1", "3", "1", "20", shape, "✓", "attempt_2"]
+    assert votes[1].split() == ["2", "1", "0", "10", shape, "✗", "attempt_1"]
     missing = CliRunner().invoke(app, ["inspect", str(out), "nope", "--data-dir", str(datasets_dir)])
     assert missing.exit_code != 0 and "no task 'nope'" in str(missing.exception)
 
@@ -40,12 +46,13 @@ def test_report_pages_images_and_size(run):
     out, ids = run
     report = out / "report"
     index = (report / "index.html").read_text()
-    assert "strict 1/400 tasks" in index and index.count("<tr data-status=") == 4
+    assert "strict 1/4 tasks" in index and "scored on 4 of 400 tasks" in index and index.count("<tr data-status=") == 4
     assert "data-status='failed'" in index and "data-status='solved'" in index
     page = (report / "problems" / f"{ids[1]}.html").read_text()
     assert "difference: " in page and f"../../problems/{ids[1]}/train0.gif" in page
     assert (report / "problems" / ids[1] / "test0-attempt_2-diff.png").is_file()
     assert (report / "problems" / f"{ids[3]}.html").is_file()  # a failed problem still gets its page
+    assert "class='votes'" not in page  # no votes recorded for this problem: no vote table
     size = sum(f.stat().st_size for f in report.rglob("*") if f.is_file())
     assert size < 60_000 * len(ids)  # PNGs of grids, no videos: a 400-problem report stays a few MB
 
@@ -88,6 +95,11 @@ def test_report_in_a_headless_browser(run, tmp_path):
             page.click(f"a:has-text('{ids[0]}')")
             page.wait_for_load_state("load")
             assert page.url.endswith(f"problems/{ids[0]}.html")
+            # The problem with votes shows them as a table: a picture of each voted grid with its count.
+            rows = page.locator("#votes-test0 tr")
+            assert rows.count() == 3
+            assert [rows.nth(n).locator("td").nth(2).inner_text() for n in (1, 2)] == ["3", "1"]
+            assert rows.nth(1).locator("img").evaluate("i => i.complete && i.naturalWidth > 0")
             widths = page.evaluate("[...document.images].map(i => i.complete ? i.naturalWidth : 0)")
             assert len(widths) > 10 and min(widths) > 0
         finally:

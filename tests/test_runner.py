@@ -116,6 +116,25 @@ def test_resume_refuses_a_different_config(tmp_path, monkeypatch, tasks_of):
     run_dataset("toy", load_config("smoke", {"slurm.partition": "gpu"}), tmp_path, log=lambda *_: None)
 
 
+def test_the_selection_is_recorded_before_solving_and_grows_on_resume(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a"), task("b"), task("c")]))
+    seen_at_solve_time = []
+
+    def solve_problem(task, config, backbone, out_dir, progress=None):
+        # What an interrupted run leaves: the selection must already be on disk while problems run.
+        seen_at_solve_time.append(json.loads((tmp_path / "config.json").read_text())["tasks"])
+        return scripted_solver({"a": "solve", "b": "wrong", "c": "solve"})(task, config, backbone, out_dir)
+
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", solve_problem)
+    run_dataset("toy", load_config("smoke"), tmp_path, limit=2, log=lambda *_: None)
+    assert seen_at_solve_time[0] == ["a", "b"]
+    run_dataset("toy", load_config("smoke"), tmp_path, tasks=["c"], log=lambda *_: None)  # another selection resumes
+    assert json.loads((tmp_path / "config.json").read_text())["tasks"] == ["a", "b", "c"]
+    assert read_run_config(tmp_path)[1] == "toy"  # "tasks" is not a config field
+    run_dataset("toy", load_config("smoke"), tmp_path, tasks=["b"], resume=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "config.json").read_text())["tasks"] == ["b"]
+
+
 def test_problem_selection_by_ids_and_limit():
     taskset = TaskSet("toy", [task("a"), task("b"), task("c")])
     assert [p.key for p in select_problems(taskset, ["c", "a"], None)] == ["a", "c"]

@@ -13,6 +13,7 @@ from arcvdm.errors import ArcvdmError
 from arcvdm.formats import load_predictions
 from arcvdm.scoring import load_answers, score
 from arcvdm.tasks import load_tasks
+from run_builder import write_run
 
 # (folder, per-output score, strict tasks, test outputs solved, attempt_1-only outputs) from each SOURCE.md.
 PUBLISHED = [
@@ -54,8 +55,32 @@ def test_cli_json_has_the_contract_keys(baselines_dir, datasets_dir):
     for key in ("tasks", "strict_solved", "per_output_score", "outputs_solved", "outputs_total", "missing", "malformed", "pass_at_k", "lenient"):
         assert key in data
     assert (data["strict_solved"], data["per_output_score"]) == (85, 86.0)
+    assert (data["scope"], data["dataset_tasks"]) == ("dataset", 400)  # not a run folder: the whole dataset
     human = CliRunner().invoke(app, ["score", str(folder), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)])
     assert "strict 85/400 tasks" in human.output and "per-output 86.0/400" in human.output
+
+
+def test_a_partial_run_is_scored_on_its_selection(tmp_path, arc1_eval, datasets_dir):
+    tasks = list(arc1_eval)[:3]
+    ids = [t.id for t in tasks]
+    # Selected a and c (c failed); b was solved by an earlier run in the folder but is outside the selection.
+    run = write_run(tmp_path / "run", tasks, solved={ids[0], ids[1]}, failed={ids[2]}, selection=[ids[0], ids[2]])
+    cli = CliRunner()
+    data = json.loads(cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir), "--json"]).output)
+    assert (data["scope"], data["tasks"], data["dataset_tasks"]) == ("run", 2, 400)
+    assert (data["strict_solved"], data["missing_tasks"]) == (1, [ids[2]])
+    human = cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"}).output
+    assert ("strict 1/2 tasks" in human and "scored on 2 of 400 tasks of arc-agi-1/evaluation (the run's selection); "
+            "--all-tasks counts the rest as missing" in human)
+    everything = json.loads(cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir), "--json", "--all-tasks"]).output)
+    assert (everything["scope"], everything["tasks"], everything["missing"], everything["strict_solved"]) == ("dataset", 400, 398, 2)
+
+
+def test_a_run_selecting_tasks_of_another_dataset_is_refused(tmp_path, arc1_eval, datasets_dir):
+    run = write_run(tmp_path / "run", [], solved=set(), dataset="tasks_json", selection=["flip-h"])  # every problem failed
+    with pytest.raises(ArcvdmError, match=r"none of the 1 selected tasks \(e.g. 'flip-h'\) is in arc-agi-1/evaluation: "
+                                          r"check --dataset \(the run was made on tasks_json\)"):
+        score(load_predictions(run), arc1_eval)
 
 
 def _task(tmp_path, name, tests):

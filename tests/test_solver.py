@@ -8,7 +8,9 @@ import pytest
 from arcvdm import codec
 from arcvdm.config import load_config
 from arcvdm.io import atomic_write_json
-from arcvdm.solver import canvas_plan, inference_views, solve, solve_problem, training_transforms
+from arcvdm.errors import ArcvdmError
+from arcvdm.solver import (canvas_plan, fits, inference_views, placement_plans, solve, solve_problem,
+                           training_transforms, training_videos)
 from arcvdm.tasks import Grid, Pair, Task, load_task
 
 
@@ -205,6 +207,47 @@ def test_a_unanimous_vote_leaves_the_second_attempt_to_the_rule(task, tmp_path):
     assert [(v["grid"], v["count"]) for v in record["votes"][0]] == [(answer.root, 4)]
     # one distinct grid in the window's votes: the second attempt is the rule's next distinct one (step 10)
     assert record["attempts"] == [{"attempt_1": answer.root, "attempt_2": fill(answer, 8).root}]
+
+
+def test_placements_render_each_pair_under_redrawn_anchored_plans(task, tmp_path):
+    cfg = config(**{"codec.layout": "anchored", "augment.placements": 3, "augment.symmetries": 2})
+
+    def script(step, kind, i, t):
+        return truth(task, kind, i)
+
+    record, learner = run(task, cfg, script, tmp_path)
+    assert [len(v) for v in learner.videos_by_pair] == [2 * 3, 2 * 3]  # 2 symmetries x 3 placements
+    assert record["training_videos"] == 12
+    plans = placement_plans(canvas_plan(task, cfg), cfg)
+    assert plans[0] == canvas_plan(task, cfg) and len({(p.cell, p.origin) for p in plans}) == 3
+    first = task.train[0]
+    for q, placed in enumerate(plans):  # the identity transform's videos, one per placement, the standard one first
+        video = learner.videos_by_pair[0][q]
+        assert np.array_equal(video[0], codec.render(first.input, placed))
+        assert np.array_equal(video[-1], codec.render(first.output, placed))
+    # inference stays on the standard plan: the stand-in's answers decode
+    assert record["attempts"][0]["attempt_1"] == task.test[0].output.root
+    assert record["checkpoints"][0]["train"][0]["correct"] is True
+
+
+def test_a_placement_too_small_for_a_pair_is_skipped(tmp_path):
+    big = Grid.from_array(np.arange(64).reshape(8, 8) % 10)
+    task = Task(id="big", train=[Pair(input=big, output=big)], test=[Pair(input=big)])
+    cfg = config(**{"codec.layout": "anchored", "augment.placements": 8})
+    plan = codec.plan_for_grids([np.zeros((2, 2))], "anchored", 64, 64)  # a plan made for smaller grids
+    kept = [q for q, placed in enumerate(placement_plans(plan, cfg)) if q == 0 or fits(placed, big)]
+    assert 1 < len(kept) < 8  # some re-drawn plans leave an 8x8 grid cells under 4 px, some do not
+    videos = training_videos(task, cfg, training_transforms(cfg), plan)
+    assert len(videos[0]) == len(kept)
+    assert all(np.array_equal(v[0], codec.render(big, placement_plans(plan, cfg)[q])) for v, q in zip(videos[0], kept))
+
+
+def test_placements_need_the_anchored_layout():
+    with pytest.raises(ArcvdmError, match="augment.placements = 3 .*: add --layout anchored"):
+        config(**{"augment.placements": 3})
+    with pytest.raises(ArcvdmError, match="at least 1"):
+        config(**{"codec.layout": "anchored", "augment.placements": 0})
+    assert config(**{"codec.layout": "anchored", "augment.placements": 3}).augment.placements == 3
 
 
 @pytest.fixture(scope="module")

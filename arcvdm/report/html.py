@@ -144,6 +144,21 @@ class _Pictures:
         return shown + figure(f"{self.prefix}/{name}-diff.png", f"difference: {wrong} cells")
 
 
+def _vote_table(pictures: _Pictures, j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], truth: Grid | None) -> str:
+    """The grids voted on for test input j as small pictures, most votes first, with their counts."""
+    rows = []
+    for n, vote in enumerate(votes[:MAX_VOTES], 1):
+        grid, issue = parse_attempt(vote.get("grid"), f"vote {n}")
+        picture = figure(pictures.grid(f"test{j}-vote{n}", grid), f"{grid.shape[0]}×{grid.shape[1]}") if grid is not None else esc(issue or "none")
+        right = "" if truth is None else ("<span class='ok'>✓</span>" if grid is not None and grid == truth else "<span class='bad'>✗</span>")
+        became = ", ".join(key for key, value in sorted(attempts.items()) if grid is not None and value == grid.root)
+        rows.append(f"<tr><td>{n}</td><td>{picture}</td><td>{esc(vote.get('count', '?'))}</td><td>{esc(vote.get('identity_votes', ''))}</td>"
+                    f"<td>{esc(vote.get('last_step', ''))}</td><td>{right}</td><td>{esc(became)}</td></tr>")
+    more = f"<p class='dim'>and {len(votes) - MAX_VOTES} more grids with fewer votes</p>" if len(votes) > MAX_VOTES else ""
+    return (f"<h3>Votes</h3><table class='votes' id='votes-test{j}'><tr><th>#</th><th>grid</th><th>votes</th><th>untransformed views</th>"
+            f"<th>last step</th><th>right</th><th>attempt</th></tr>{''.join(rows)}</table>{more}")
+
+
 def _write_problem(task: Task, record: dict[str, Any], ts: TaskScore, run_dir: Path, out_dir: Path) -> None:
     pictures = _Pictures(out_dir, task.id)
     pages_dir = out_dir / "problems"
@@ -162,10 +177,7 @@ def _write_problem(task: Task, record: dict[str, Any], ts: TaskScore, run_dir: P
         entry = attempts[j] if j < len(attempts) and isinstance(attempts[j], dict) else {}
         parts += [pictures.prediction(f"test{j}-{key}", value, pair.output, key) for key, value in sorted(entry.items())]
         if j < len(votes) and votes[j]:
-            shown = "".join(pictures.prediction(f"test{j}-vote{n}", v.get("grid"), pair.output, f"{v.get('count')} votes")
-                            for n, v in enumerate(votes[j][:MAX_VOTES]))
-            more = f"<p class='dim'>and {len(votes[j]) - MAX_VOTES} more grids with fewer votes</p>" if len(votes[j]) > MAX_VOTES else ""
-            parts.append(f"<h3>Votes</h3>{shown}{more}")
+            parts.append(_vote_table(pictures, j, votes[j], entry, pair.output))
         sections.append(f"<section><h2>Test {j}</h2>{''.join(parts)}</section>")
     for checkpoint in record.get("checkpoints") or []:
         step, parts = checkpoint.get("step"), []

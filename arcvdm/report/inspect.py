@@ -8,6 +8,7 @@ from typing import Any
 from rich.columns import Columns
 from rich.console import Console, Group
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
 from arcvdm.codec import PALETTE
@@ -41,6 +42,21 @@ def grid_panel(title: str, value: Any, truth: Grid | None = None, colour: bool =
     return Panel(body, title=f"{title}{mark}", expand=False)
 
 
+def vote_table(j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], truth: Grid | None) -> Table:
+    """One row per voted grid (most votes first): its count, untransformed views, last step, shape, ✓/✗, attempt."""
+    table = Table("#", "votes", "untransformed", "last step", "shape", "right", "attempt", title=f"test {j} votes",
+                  title_justify="left", box=None, pad_edge=False)
+    for n, vote in enumerate(votes[:MAX_VOTES], 1):
+        grid, issue = parse_attempt(vote.get("grid"), f"vote {n}")
+        became = ", ".join(key for key, value in sorted(attempts.items()) if grid is not None and value == grid.root)
+        table.add_row(str(n), str(vote.get("count", "?")), str(vote.get("identity_votes", "-")), str(vote.get("last_step", "-")),
+                      f"{grid.shape[0]}×{grid.shape[1]}" if grid is not None else (issue or "none"),
+                      "" if truth is None else (OK if grid is not None and grid == truth else WRONG), became)
+    if len(votes) > MAX_VOTES:
+        table.caption = f"and {len(votes) - MAX_VOTES} more grids with fewer votes"
+    return table
+
+
 def print_problem(task: Task, record: dict[str, Any] | None, console: Console) -> None:
     draw = partial(grid_panel, colour=console.color_system is not None)
     console.rule(f"{task.id}" + (f" · {task.concept}" if task.concept else ""))
@@ -59,10 +75,9 @@ def print_problem(task: Task, record: dict[str, Any] | None, console: Console) -
             panels += [draw(f"{key}", value, pair.output) for key, value in sorted(attempts[j].items())]
         console.print(Columns(panels))
         votes = (record or {}).get("votes")
-        if votes and j < len(votes):
-            console.print(Columns([draw(f"{v.get('count')} votes", v.get("grid"), pair.output) for v in votes[j][:MAX_VOTES]]))
-            if len(votes[j]) > MAX_VOTES:
-                console.print(f"[dim]and {len(votes[j]) - MAX_VOTES} more grids with fewer votes[/dim]")
+        if votes and j < len(votes) and votes[j]:
+            entry = attempts[j] if j < len(attempts) and isinstance(attempts[j], dict) else {}
+            console.print(vote_table(j, votes[j], entry, pair.output))
     for checkpoint in (record or {}).get("checkpoints") or []:
         panels = []
         for split, pairs in (("train", task.train), ("test", task.test)):
