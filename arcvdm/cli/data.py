@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from arcvdm.cli.app import app, datasets_app
-from arcvdm.codec import PALETTE
 from arcvdm.datasets import DATASETS, count_tasks, download, load_task_spec, resolve
+from arcvdm.report.inspect import grid_text
 from arcvdm.tasks import Grid
 
 DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (before $ARCVDM_DATA and the user cache).")
@@ -40,22 +40,11 @@ def download_dataset(
         typer.echo(f"{folder}: {count_tasks(folder)} tasks, checksum ok")
 
 
-def grid_text(grid: Grid) -> Text:
-    """A grid as coloured blocks, two spaces per cell."""
-    text = Text()
-    for r, row in enumerate(grid.array):
-        if r:
-            text.append("\n")
-        for v in row:
-            text.append("  ", style=f"on rgb({','.join(str(int(x)) for x in PALETTE[v])})")
-    return text
-
-
-def _pair_table(title: str, pairs: list[tuple[str, Grid | None]], width: int) -> Table:
+def _pair_table(title: str, pairs: list[tuple[str, Grid | None]], width: int, colour: bool) -> Table:
     """Grids side by side, or one below the other when the terminal is too narrow for that."""
     table = Table(title=title, show_header=False, box=None, padding=(0, 2), title_justify="left")
     side_by_side = sum(2 * g.shape[1] + 4 for _, g in pairs if g is not None) <= width
-    cells = [Text(label + "\n").append_text(grid_text(g)) if g is not None else Text(label) for label, g in pairs]
+    cells = [Text(label + "\n").append_text(grid_text(g, colour)) if g is not None else Text(label) for label, g in pairs]
     if side_by_side:
         table.add_row(*cells)
     else:
@@ -73,14 +62,15 @@ def show(
     """Draw a task in the terminal: train pairs side by side, then the test inputs."""
     t = load_task_spec(task, data_dir)
     console = Console()
+    colour = console.color_system is not None  # digits when piped
     parts: list = [Text(repr(t), style="bold")]
     for i, pair in enumerate(t.train):
-        parts.append(_pair_table(f"train[{i}]", [(f"input {_shape(pair.input)}", pair.input), (f"output {_shape(pair.output)}", pair.output)], console.width))
+        parts.append(_pair_table(f"train[{i}]", [(f"input {_shape(pair.input)}", pair.input), (f"output {_shape(pair.output)}", pair.output)], console.width, colour))
     for j, pair in enumerate(t.test):
         shown = [(f"input {_shape(pair.input)}", pair.input)]
         if answers and pair.output is not None:
             shown.append((f"output {_shape(pair.output)}", pair.output))
-        parts.append(_pair_table(f"test[{j}]", shown, console.width))
+        parts.append(_pair_table(f"test[{j}]", shown, console.width, colour))
     console.print(Group(*parts))
 
 

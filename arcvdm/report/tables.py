@@ -95,7 +95,7 @@ def print_comparison(c: Comparison, console: Console) -> None:
         compute = [f for f in (*COMPUTE_FIELDS, "total_s") if any(f in s.compute for s in arc)]
         table = Table("set", "strict %", "strict tasks", "per-output", "outputs", *[f"pass@{i}" for i in range(1, k + 1)],
                       *levels, *[f"{f}/problem" for f in compute],
-                      title=f"{c.scope_caption()}; pass@k and lenient columns count test outputs", title_justify="left")
+                      title="pass@k and lenient columns count test outputs", title_justify="left")
         for s in arc:
             n, exact, passes, lenient = len(s.tasks), s.exact, s.pass_at_k(), s.lenient()
             table.add_row(
