@@ -162,15 +162,6 @@ def augmented_tasks(task: Task, transforms: list[Transform]) -> list[Task]:
     return [t.apply_task(task) for t in transforms]
 
 
-def augmented_train_pairs(task: Task, transforms: list[Transform]) -> list[tuple[Grid, Grid, Transform]]:
-    """Every train pair under every transform, transform-major: (input, output, transform).
-
-    3 train pairs x 8 symmetries x 4 colour maps give 96 pairs; with the identity first, the first
-    len(task.train) entries are the original pairs.
-    """
-    return [(t.apply(p.input), t.apply(p.output), t) for t in transforms for p in task.train if p.output is not None]
-
-
 def redraw_placement(plan: CanvasPlan, rng: random.Random, min_scale: float = 0.5) -> CanvasPlan:
     """An `anchored` plan with a random cell size (min_scale to 1 times the plan's) and a random origin.
 

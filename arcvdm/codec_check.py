@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from arcvdm.codec import PALETTE, CanvasPlan, Layout, decode, plan_for_task, render
+from arcvdm.codec import LINE_PX, PALETTE, CanvasPlan, Layout, decode, plan_for_task, render
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Task
 
@@ -141,8 +141,8 @@ def reference_decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int]
     for r in range(shape[0]):
         row = []
         for c in range(shape[1]):
-            y = top + 2 + r * (cell + 2) + margin
-            x = left + 2 + c * (cell + 2) + margin
+            y = top + LINE_PX + r * (cell + LINE_PX) + margin
+            x = left + LINE_PX + c * (cell + LINE_PX) + margin
             interior = frame[y : y + cell - 2 * margin, x : x + cell - 2 * margin].reshape(-1, 3)
             colour = np.median(interior, axis=0)
             distances = [sum((float(colour[k]) - p[k]) ** 2 for k in range(3)) for p in palette]

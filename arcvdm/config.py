@@ -29,19 +29,19 @@ class VideoConfig(_Section):
 
 
 class LoraConfig(_Section):
-    rank: int = 64
+    rank: int = Field(64, ge=1)
     alpha: int = 32
     targets: str = "qkvo"  # qk | vo | qkvo | all-linear
 
 
 class TrainConfig(_Section):
-    steps: int = 1800
-    eval_every: int = 300
+    steps: int = Field(1800, ge=1)
+    eval_every: int = Field(300, ge=1)
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 1e-3
     eps: float = 1e-8
-    batch_size: int = 2
+    batch_size: int = Field(2, ge=1)
     max_grad_norm: float = 1.0
     seed: int = 42
     gradient_checkpointing: bool = False
@@ -49,10 +49,10 @@ class TrainConfig(_Section):
 
 
 class SampleConfig(_Section):
-    steps: int = 50
+    steps: int = Field(50, ge=1)
     guidance_scale: float = 1.0  # 1.0 = no classifier-free guidance
     seed: int = 42
-    batch_size: int = 4
+    batch_size: int = Field(4, ge=1)
 
 
 class CodecConfig(_Section):
@@ -61,7 +61,7 @@ class CodecConfig(_Section):
 
 
 class SelectionConfig(_Section):
-    attempts: int = 2  # k in pass@k: 2 for ARC-AGI, 3 for ConceptARC
+    attempts: int = Field(2, ge=1)  # k in pass@k: 2 for ARC-AGI, 3 for ConceptARC
     rule: Literal["paper", "leave-one-out"] = "paper"
     # Attempts are the first k distinct decodable predictions along the rule's checkpoint order
     # (arcvdm/selection.py); False = the literal reading, duplicates and undecodable ones kept.
@@ -69,9 +69,9 @@ class SelectionConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    symmetries: int = 1  # how many of the 8 symmetries of the square (1 = identity only)
-    color_maps: int = 1  # colour permutations keeping 0 fixed (1 = identity only)
-    views: int = 1  # inference views per test input; > 1 votes on the decoded grids
+    symmetries: int = Field(1, ge=1, le=8)  # how many of the 8 symmetries of the square (1 = identity only)
+    color_maps: int = Field(1, ge=1)  # colour permutations keeping 0 fixed (1 = identity only)
+    views: int = Field(1, ge=1)  # inference views per test input; > 1 votes on the decoded grids
     # Training videos per train pair and transform, each under its own seeded re-drawn anchored placement
     # (cell size and origin; the first is the standard plan), encoded once: translation and scale variety
     # across epochs. 1 = the fixed plan. Needs codec.layout=anchored; inference always uses the standard plan.
@@ -162,7 +162,12 @@ def load_config(preset: str = "paper-arc", overrides: dict[str, Any] | None = No
     """
     path = Path(preset)
     if preset not in PRESETS and path.suffix in (".yaml", ".yml", ".json") and path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ArcvdmError(f"config {preset!r}: not valid YAML/JSON ({str(e).splitlines()[0]}): fix the file") from None
+        if not isinstance(data, dict):
+            raise ArcvdmError(f"config {preset!r}: the top level must be a mapping of sections, got {type(data).__name__}: fix the file")
         data.setdefault("preset", path.stem)
     else:
         data = {**PRESETS.get(preset), "preset": preset}

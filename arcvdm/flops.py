@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
+from arcvdm.selection import schedule_steps
 
 # A training step runs a forward and a backward pass; the backward costs about two forwards.
 TRAIN_STEP_FORWARDS = 3
@@ -58,13 +59,13 @@ def forward_passes(
 
 
 def planned_forward_passes(config: RunConfig, n_train: int, n_test: int, train_steps: int | None = None) -> ForwardPasses:
-    """The budget of one problem under `config` before running it, for README tables and `compare`.
+    """The budget of one problem under `config` before running it (the README's forward-pass table).
 
-    Assumes the solver's schedule: a checkpoint every `train.eval_every` steps up to `train_steps`
-    (default `train.steps`, the fixed schedule; pass fewer for early stopping), and at each one a video
+    Assumes the solver's schedule (`selection.schedule_steps`): a checkpoint every `train.eval_every` steps
+    and at `train_steps` itself (default `train.steps`; pass fewer for early stopping), and at each one a video
     per train input (one view, the selection signal) and `augment.views` videos per test input.
     """
     steps = config.train.steps if train_steps is None else train_steps
-    checkpoints = steps // config.train.eval_every
+    checkpoints = len(schedule_steps(steps, config.train.eval_every))
     videos = checkpoints * (n_train + n_test * config.augment.views)
     return forward_passes(steps, config.train.batch_size, videos, config.sample.steps, config.sample.guidance_scale)

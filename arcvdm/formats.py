@@ -20,6 +20,7 @@ from arcvdm.io import atomic_write_json, safe_name
 from arcvdm.tasks import Grid, check_grid
 
 _ATTEMPT_KEY = re.compile(r"^attempt_([1-9][0-9]*)$")
+MAX_ATTEMPTS = 100  # far above any benchmark's k
 
 Attempts = list[Grid | None]  # attempt_1, attempt_2, ... of one test input; None = no (valid) answer
 
@@ -114,6 +115,9 @@ def parse_task_entries(data: Any, task_id: str, source: str) -> TaskPredictions:
             numbered = {int(m.group(1)): v for k, v in entry.items() if (m := _ATTEMPT_KEY.match(k))}
             if not numbered:
                 pred.issues.append(f"{where}: no attempt_1/attempt_2 keys (got {sorted(entry)[:4]})")
+            if max(numbered, default=0) > MAX_ATTEMPTS:  # attempt_999999999 would allocate a list that long
+                pred.issues.append(f"{where}: attempt_{max(numbered)}: at most attempt_{MAX_ATTEMPTS} is read")
+                numbered = {n: v for n, v in numbered.items() if n <= MAX_ATTEMPTS}
             attempts: Attempts = [None] * max(numbered, default=0)
             for n, value in sorted(numbered.items()):
                 attempts[n - 1], issue = parse_attempt(value, f"{where} attempt_{n}")

@@ -72,12 +72,15 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
                 limit: int | None = None, resume: bool = True, executor: str = "local",
                 data_dir: str | None = None, log=print) -> RunSummary:
     """Solve every selected problem of `spec` into the run folder `out` and return the summary."""
-    from arcvdm.datasets import load_dataset
+    from arcvdm.datasets import DATASETS, load_dataset
 
     execute = executor_for(executor)
     out = Path(out)
     started = time.time()
     problems = select_problems(load_dataset(spec, data_dir), tasks, limit)
+    # A task file or folder is recorded absolute, so `arcvdm score OUT` works from any directory.
+    if spec not in DATASETS and Path(spec).exists():
+        spec = str(Path(spec).resolve())
     prepare_run_folder(out, config, spec, resume, [p.task_id for p in problems])
     summary = RunSummary(dataset=spec, out=str(out), executor=executor, problems=len(problems))
 
@@ -141,7 +144,7 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in the dataset ({len(known)} tasks).{hint}")
+            raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in {taskset.name} ({len(known)} tasks).{hint}")
         wanted = set(task_ids)
         problems = [p for p in problems if p.key in wanted]
     if limit is not None:

@@ -193,6 +193,8 @@ def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None
 
     `attempts` caps how many attempts count.
     """
+    if attempts is not None and attempts < 1:
+        raise ArcvdmError(f"{pset.path}: --attempts {attempts}: give a positive number of attempts to count")
     k = attempts or max(pset.max_attempts(), 1)
     made_on = f" (the run was made on {pset.dataset})" if pset.dataset and pset.dataset != tasks.name else ""
     if only and not any(task_id in tasks for task_id in only):
@@ -257,11 +259,13 @@ def score_vision(pset: PredictionSet) -> VisionScore:
         for name, value in (record.get("metrics") or {}).items():
             if isinstance(value, (int, float)):
                 values.setdefault(name, []).append(float(value))
+    done = len(pset.records) - len(failed)
+    failed += sorted(task_id for task_id, t in pset.tasks.items() if t.unusable)  # a problem file that cannot be read
     metrics = {
         name: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
         for name, v in values.items()
     }
-    return VisionScore(pset.name, pset.family, len(pset.records) - len(failed), failed, metrics)
+    return VisionScore(pset.name, pset.family, done, failed, metrics)
 
 
 def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None,
@@ -279,16 +283,6 @@ def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | Non
 
 def load_answers(spec: str, data_dir: str | None = None) -> TaskSet:
     """The dataset to score against: a registered name (`arc-agi-1/evaluation`, `conceptarc`) or a path."""
-    try:
-        from arcvdm.datasets import load_dataset
-    except ImportError:  # the dataset registry is optional here: a path always works
-        import os
-        from pathlib import Path
+    from arcvdm.datasets import load_dataset
 
-        from arcvdm.tasks import load_tasks
-
-        path, root = Path(spec), data_dir or os.environ.get("ARCVDM_DATA")
-        if not path.exists() and root:
-            path = Path(root) / spec
-        return load_tasks(path, concept_from_folder="conceptarc" in str(path).lower(), name=spec)
     return load_dataset(spec, data_dir=data_dir)

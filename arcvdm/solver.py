@@ -58,7 +58,7 @@ class DiffusionLearner:
     def __init__(self, backbone: Any, videos_by_pair: list[list[np.ndarray]], config: RunConfig, progress: bool = False):
         from arcvdm.train import LoraTrainer
 
-        backbone.reset_lora()  # every problem trains from the frozen base
+        # LoraTrainer removes the previous problem's adapter: every problem trains from the frozen base.
         self.backbone, self.config, self.progress = backbone, config, progress
         self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config)
         # Videos are encoded once, pair-major; a leave-one-out chunk trains on the rows of the other pairs.
@@ -231,7 +231,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         selection_json["requested_rule"] = config.selection.rule  # one train pair: nothing to hold out
 
     votes = None
-    attempts = [{f"attempt_{n + 1}": _rows(g) for n, g in enumerate(grids)} for grids in selection.attempts]
+    attempts = [_attempt_entry(grids) for grids in selection.attempts]
     if len(views) > 1:
         # Pool every view of the selected window's checkpoints and vote on whole grids; slots left empty
         # (fewer distinct grids than k) take the rule's own distinct attempts that the vote does not have yet.
@@ -243,7 +243,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
             if config.selection.distinct:
                 voted += [g for g in fallback if g is not None and g not in voted]
             voted = (voted + [None] * k)[:k]
-            attempts.append({f"attempt_{n + 1}": _rows(g) for n, g in enumerate(voted)})
+            attempts.append(_attempt_entry(voted))
         votes = [r.counts for r in results]
 
     passes = forward_passes(steps_run, config.train.batch_size, sampler_calls, config.sample.steps,
@@ -290,6 +290,11 @@ def _test_shape(output: Grid | None, transform: Transform, layout: str) -> tuple
 
 def _rows(grid: Grid | None) -> list[list[int]] | None:
     return None if grid is None else grid.root
+
+
+def _attempt_entry(grids: list[Grid | None]) -> dict[str, list[list[int]] | None]:
+    """One test input's entry in `attempts`: {"attempt_1": grid or None, ..., "attempt_k": ...}."""
+    return {f"attempt_{n + 1}": _rows(g) for n, g in enumerate(grids)}
 
 
 def _reset_peak_memory(device: Any) -> None:

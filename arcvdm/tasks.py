@@ -129,9 +129,9 @@ class Task(BaseModel):
                 raise TaskFormatError(f"{origin}: '{split}' must be a non-empty list of pairs; {FIX}")
             pairs[split] = []
             for i, item in enumerate(items):
-                if not isinstance(item, dict) or "input" not in item:
+                if not isinstance(item, dict) or item.get("input") is None:
                     raise TaskFormatError(f"{origin}: {split}[{i}] must be an object with an 'input' grid; {FIX}")
-                if split == "train" and "output" not in item:
+                if split == "train" and item.get("output") is None:  # `"output": null` is as missing as no key
                     raise TaskFormatError(f"{origin}: train[{i}] has no 'output' grid; {FIX}")
                 grids = {}
                 for key in ("input", "output"):
@@ -152,6 +152,8 @@ def load_task(path: str | Path, concept: str | None = None) -> Task:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TaskFormatError(f"{path}: no such task file; check the path") from None
+    except OSError as e:  # a folder or an unreadable file: one line, not a traceback
+        raise TaskFormatError(f"{path}: cannot read the task file ({e.strerror}); pass a readable .json file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TaskFormatError(f"{path}: task {path.stem}: not valid JSON ({e}); {FIX}") from None
     return Task.from_dict(data, path.stem, source=str(path), concept=concept)
@@ -175,7 +177,7 @@ class TaskSet:
     def __getitem__(self, key: int | str) -> Task:
         if isinstance(key, str):
             if key not in self._by_id:
-                raise TaskFormatError(f"{self.name}: no task with id '{key}'; `arcvdm show` lists ids with DATASET:TASK_ID")
+                raise TaskFormatError(f"{self.name}: no task with id '{key}'; a task id is its file name without .json")
             return self._by_id[key]
         return self.tasks[key]
 

@@ -33,10 +33,6 @@ class VoteResult:
     counts: list[dict[str, Any]]
     undecodable: int
 
-    def as_attempts(self) -> dict[str, list[list[int]] | None]:
-        """The problem file's per-test-input entry: {"attempt_1": grid or None, ..., "attempt_k": ...}."""
-        return {f"attempt_{i + 1}": None if g is None else g.root for i, g in enumerate(self.attempts)}
-
 
 def vote(candidates: list[Candidate], k: int) -> VoteResult:
     """Rank distinct grids by votes; ties go to more votes from the untransformed view, then to the grid

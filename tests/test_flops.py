@@ -36,3 +36,9 @@ def test_planned_budget_of_the_paper_preset_and_early_stopping():
     assert (early.train, early.sample) == (3600, 400)
     voting = planned_forward_passes(load_config("paper-arc", {"augment.views": 8}), n_train=3, n_test=1)
     assert voting.sample == 6 * (3 + 8) * 50
+
+
+def test_planned_budget_counts_the_final_checkpoint_off_the_eval_grid():
+    # The solver also evaluates at train.steps when it is not a multiple of eval_every: 300, 600, 900, 1000.
+    config = load_config("paper-arc", {"train.steps": 1000})
+    assert planned_forward_passes(config, n_train=3, n_test=1).sample == 4 * 4 * 50

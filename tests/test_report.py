@@ -69,6 +69,10 @@ def test_vision_report_lists_metrics_and_images(tmp_path):
     assert "match_rate" in (tmp_path / "html" / "index.html").read_text()
     page = (tmp_path / "html" / "problems" / "pose-n3-seed0.html").read_text()
     assert "../../problems/pose-n3-seed0/step5-val0-prediction.png" in page and "missing: gone.png" in page
+    # inspect and export are for ARC attempts: a vision run is told so, not sent looking for dataset "synthetic"
+    for args in (["inspect", str(tmp_path), "pose-n3-seed0"], ["export", str(tmp_path), "-f", "kaggle", "-o", str(tmp_path / "s.json")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code != 0 and "a pose vision run" in str(result.exception)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (apt-get install -y chromium)")

@@ -77,6 +77,16 @@ def test_a_failing_problem_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     assert written["failures"] == {"b": records["b"]["status"]} and written["test_solved_strict"] == 1
 
 
+def test_a_task_folder_is_recorded_absolute(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"a": "solve"}))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    run_dataset("data", load_config("smoke"), "run", log=lambda *_: None)
+    # `arcvdm score run` from another directory must still find the answers
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == str(tmp_path.resolve() / "data")
+
+
 def test_unsafe_task_ids_are_refused_and_nothing_is_written_outside(tmp_path, monkeypatch, tasks_of):
     out = tmp_path / "run"
     tasks_of(TaskSet("toy", [task("../evil"), task(".hidden"), task("ok"), task("ok")]))

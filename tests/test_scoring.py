@@ -120,6 +120,8 @@ def test_attempts_option_caps_what_counts(tmp_path):
     tasks = load_tasks(tmp_path / "data")
     assert score(load_predictions(tmp_path / "s.json"), tasks, attempts=1).to_dict()["strict_solved"] == 0
     assert score(load_predictions(tmp_path / "s.json"), tasks).to_dict()["strict_solved"] == 1
+    with pytest.raises(ArcvdmError, match="--attempts 0: give a positive number"):
+        score(load_predictions(tmp_path / "s.json"), tasks, attempts=0)
 
 
 def test_conceptarc_per_concept_with_three_attempts(tmp_path, datasets_dir):
@@ -148,8 +150,9 @@ def test_vision_run_mean_and_std(tmp_path):
         record = {"task_id": f"segmentation-n3-seed{i}", "family": "segmentation", "status": "done", "metrics": {"miou": miou}}
         (tmp_path / "problems" / f"segmentation-n3-seed{i}.json").write_text(json.dumps(record))
     (tmp_path / "problems" / "segmentation-n3-seed9.json").write_text(json.dumps({"task_id": "segmentation-n3-seed9", "status": "failed: x"}))
+    (tmp_path / "problems" / "segmentation-n3-seed8.json").write_text("{")  # cut short: a failure, not silence
     r = score(load_predictions(tmp_path)).to_dict()
-    assert r["problems"] == 2 and r["failed"] == 1
+    assert r["problems"] == 2 and r["failed_problems"] == ["segmentation-n3-seed9", "segmentation-n3-seed8"]
     assert r["metrics"]["miou"]["mean"] == pytest.approx(0.3) and r["metrics"]["miou"]["std"] == pytest.approx(0.1414, abs=1e-4)
 
 

@@ -31,6 +31,8 @@ def with_train_input(grid):
         ({"train": [{"input": [[0]], "output": [[0]]}]}, "'test' must be a non-empty list"),
         ({"train": [{"input": [[0]]}], "test": [{"input": [[0]]}]}, "train[0] has no 'output' grid"),
         ({"train": [{"output": [[0]]}], "test": [{"input": [[0]]}]}, "train[0] must be an object with an 'input'"),
+        ({"train": [{"input": [[0]], "output": None}], "test": [{"input": [[0]]}]}, "train[0] has no 'output' grid"),
+        ({"train": [{"input": [[0]], "output": [[0]]}], "test": [{"input": None}]}, "test[0] must be an object with an 'input'"),
         ([1, 2], "top level must be an object"),
     ],
 )

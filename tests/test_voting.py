@@ -43,7 +43,6 @@ def test_then_the_later_checkpoint_then_the_first_seen():
 def test_fewer_distinct_grids_than_k_pads_with_none():
     result = vote([cand(A), cand(A, seed=1)], k=3)
     assert result.attempts == [A, None, None]
-    assert result.as_attempts() == {"attempt_1": [[1]], "attempt_2": None, "attempt_3": None}
 
 
 def test_undecodable_candidates_never_win():

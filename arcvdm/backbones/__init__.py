@@ -43,7 +43,7 @@ BACKBONES.add("cogvideox1.5-5b-i2v-random", _random_5b)
 
 def check_video_shape(frames: int, height: int, width: int) -> None:
     """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers fails later with a reshape error)."""
-    if frames < 1 or (frames - 1) % 8:
+    if frames < 9 or (frames - 1) % 8:
         raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs 8k+1 frames (9, 17, 25, ...); set video.frames")
     for what, size in (("height", height), ("width", width)):
         if size < 16 or size % 16:

@@ -11,8 +11,6 @@ import torch
 from arcvdm.backbones.tiny import SCHEDULER_5B
 from arcvdm.errors import ArcvdmError
 
-HUB_ID = "THUDM/CogVideoX1.5-5B-I2V"
-
 # CogVideoX1.5-5B-I2V transformer/config.json: 5.57 B parameters.
 TRANSFORMER_5B = dict(
     num_attention_heads=48,

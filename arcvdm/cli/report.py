@@ -26,6 +26,8 @@ def inspect_command(
     from arcvdm.scoring import load_answers
 
     pset = load_predictions(run)
+    if pset.family != "arc":
+        raise ArcvdmError(f"{run}: a {pset.family} vision run: `arcvdm report {run}` shows its problems and images")
     spec = dataset or pset.dataset
     if spec is None:
         raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")

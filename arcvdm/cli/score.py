@@ -33,8 +33,8 @@ def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[st
         seen[p.name] = seen.get(p.name, 0) + 1
         if seen[p.name] > 1:
             p.name = f"{p.name} ({seen[p.name]})"
-    spec = dataset or next((p.dataset for p in psets if p.dataset), None)
     arc = [p for p in psets if p.family == "arc"]
+    spec = dataset or next((p.dataset for p in arc if p.dataset), None)  # a vision run's "dataset" is its picture source
     if arc and spec is None:
         raise ArcvdmError(f"{arc[0].path}: no dataset given and none recorded in a config.json: pass --dataset NAME_OR_PATH")
     tasks = load_answers(spec, data_dir) if arc else None
@@ -104,6 +104,8 @@ def export_command(
     from arcvdm.formats import load_predictions, write_arc_agi_benchmarking, write_kaggle
 
     pset = load_predictions(run)
+    if pset.family != "arc":
+        raise ArcvdmError(f"{run}: a {pset.family} vision run has metrics, not ARC attempts: nothing to export")
     if fmt == "kaggle":
         write_kaggle(pset, out)
         written = f"{out} ({len(pset.tasks)} tasks)"

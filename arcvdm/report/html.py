@@ -15,7 +15,9 @@ from typing import Any
 
 from arcvdm.formats import PredictionSet, parse_attempt
 from arcvdm.io import atomic_write_text, safe_name
-from arcvdm.report.images import diff_image, grid_image, save_png
+from arcvdm.render import save_png
+from arcvdm.report.images import diff_image, grid_image
+from arcvdm.report.inspect import MAX_VOTES
 from arcvdm.report.tables import summary_line
 from arcvdm.scoring import ArcScore, TaskScore, score, score_vision
 from arcvdm.tasks import Grid, Task, TaskSet
@@ -38,7 +40,6 @@ function apply(){const q=text.value.toLowerCase();for(const r of body.rows){
   r.style.display=(r.textContent.toLowerCase().includes(q)&&(!status.value||r.dataset.status===status.value))?'':'none'}}
 text.oninput=apply;status.onchange=apply;
 """
-MAX_VOTES = 8  # the most voted grids shown per test input (hundreds of views can give hundreds of grids)
 FILTERS = """<p><input id="filter" placeholder="filter problems"> <select id="status"><option value="">all</option>
 <option>solved</option><option>unsolved</option><option>failed</option></select> (click a column to sort)</p>"""
 

@@ -1,15 +1,10 @@
-"""Small PNGs of grids for the HTML report: palette cells with 1-px grey lines, and a cell-difference view."""
+"""Small pictures of grids for the HTML report: palette cells with 1-px grey lines, and a cell-difference view."""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
 
 from arcvdm.codec import PALETTE
-from arcvdm.io import atomic_write_bytes
 from arcvdm.tasks import Grid
 
 LINE = np.array([85, 85, 85], np.uint8)  # the grid-line grey of the paper's renderer
@@ -39,9 +34,3 @@ def diff_image(prediction: Grid, truth: Grid) -> np.ndarray | None:
         return None
     colours = np.where((prediction.array != truth.array)[..., None], DIFF, SAME)
     return _blocks(colours.astype(np.uint8), cell_size(truth.shape))
-
-
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
-    return atomic_write_bytes(path, buffer.getvalue())

@@ -15,7 +15,7 @@ from arcvdm.codec import PALETTE
 from arcvdm.formats import parse_attempt
 from arcvdm.tasks import Grid, Task
 
-MAX_VOTES = 8
+MAX_VOTES = 8  # the most voted grids shown per test input (hundreds of views can give hundreds of grids)
 OK, WRONG = "[green]✓[/green]", "[red]✗[/red]"
 
 

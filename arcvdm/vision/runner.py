@@ -20,6 +20,7 @@ import numpy as np
 
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
+from arcvdm.executors import failed_record
 from arcvdm.io import atomic_write_json
 from arcvdm.vision.data import EVAL_SPLIT_SEED, Pool, open_data
 from arcvdm.vision.families import FAMILIES, GRID_COLS, GRID_ROWS, Example, Family, side_by_side
@@ -193,8 +194,9 @@ def run_vision(
             record = {**record, "status": "done",
                       **solve_vision_problem(family, train, held_out, config, backbone, out / "problems" / task_id, seed, progress)}
             log(f"{task_id}: " + ", ".join(f"{k} {_fmt(x)}" for k, x in record["metrics"].items() if not isinstance(x, list)))
-        except Exception as e:  # a bad problem never stops the run: its reason is recorded
-            record["status"] = f"failed: {type(e).__name__}: {e}"
+        except Exception as e:  # a bad problem never stops the run: its reason is recorded, on one line
+            failed = failed_record(task_id, e, config)
+            record.update(status=failed["status"], traceback=failed["traceback"])
             log(f"{task_id}: {record['status']}")
         atomic_write_json(path, record)
         records.append(record)

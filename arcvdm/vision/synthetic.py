@@ -11,7 +11,6 @@ from arcvdm.vision.drawing import NUM_SYMBOLS, SYMBOL_COLORS, render_pose, symbo
 from arcvdm.vision.items import Sample
 
 KINDS = ("shapes", "figures", "classes", "depth", "style")
-SHAPE_CATEGORIES = ("ellipse", "rectangle", "triangle")  # label 1 (the segmented category), 2, 3
 CLASS_SIZE = 64  # TinyImageNet's picture size
 
 
@@ -27,6 +26,7 @@ def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def _shape_mask(rng: np.random.Generator, category: int, height: int, width: int) -> np.ndarray:
+    """Category 1 (the segmented one) an ellipse, 2 a rectangle, 3 a triangle."""
     size = rng.uniform(0.2, 0.45) * min(height, width)
     cx, cy = rng.uniform(size / 2, width - size / 2), rng.uniform(size / 2, height - size / 2)
     box = [cx - size / 2, cy - size / 2 * rng.uniform(0.6, 1.0), cx + size / 2, cy + size / 2 * rng.uniform(0.6, 1.0)]
@@ -134,7 +134,3 @@ def sample(kind: str, index: int, seed: int, height: int, width: int) -> Sample:
         return classes(rng, index % NUM_SYMBOLS, item_id)
     image = shapes(rng, height, width, item_id)[0].image
     return Sample(id=item_id, image=image, target=stylize(image))
-
-
-def generate(kind: str, count: int, seed: int, height: int, width: int) -> list[Sample]:
-    return [sample(kind, i, seed, height, width) for i in range(count)]

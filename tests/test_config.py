@@ -1,0 +1,27 @@
+"""Run configs: presets, overrides and one-line errors: python -m pytest tests/test_config.py -q"""
+
+import pytest
+
+from arcvdm.config import PRESETS, load_config
+from arcvdm.errors import ArcvdmError
+
+
+def test_every_preset_loads_and_overrides_apply():
+    for name in PRESETS.names():
+        assert load_config(name).preset == name
+    assert load_config("smoke", {"train.steps": 7, "sample.seed": None}).train.steps == 7
+
+
+@pytest.mark.parametrize("key", ["augment.views", "train.eval_every", "selection.attempts", "sample.batch_size"])
+def test_counts_below_one_fail_at_load_not_inside_every_problem(key):
+    with pytest.raises(ArcvdmError, match=f"{key}: Input should be greater than or equal to 1"):
+        load_config("smoke", {key: 0})
+
+
+@pytest.mark.parametrize(("text", "message"), [("train: [1,\n", "not valid YAML"), ("- 1\n", "top level must be a mapping")])
+def test_a_broken_config_file_is_a_one_line_error(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ArcvdmError, match=message) as info:
+        load_config(str(path))
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
