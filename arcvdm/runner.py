@@ -170,13 +170,15 @@ def _stem_of(error: TaskFormatError) -> str:
     return Path(match.group(1)).stem if match else "malformed"
 
 
-def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, task_ids: list[str] | None = None) -> None:
+def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, task_ids: list[str] | None = None,
+                       settings: dict[str, Any] | None = None) -> None:
     """Write config.json (with the selected task ids) and environment.json; refuse to resume with a different config.
 
     Written before any problem runs, so an interrupted run still tells the scorer which tasks it set out to solve.
-    A resume adds its selection to the recorded one: the folder holds the results of both. Vision runs pass no ids.
+    A resume adds its selection to the recorded one: the folder holds the results of both. Vision runs pass no ids
+    but their `settings` (shots, evaluation items), which a resume must match like the config.
     """
-    config_data = {**config.model_dump(mode="json"), "dataset": spec}
+    config_data = {**config.model_dump(mode="json"), "dataset": spec, **(settings or {})}
     if task_ids is not None:
         config_data["tasks"] = task_ids
     config_path = out / "config.json"
@@ -203,10 +205,11 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
 
 
 def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
-    """The config and dataset spec a run folder was made with (config.json minus its "dataset" and "tasks" keys)."""
+    """The config and dataset spec a run folder was made with (config.json minus its "dataset", "tasks", "vision" keys)."""
     data = json.loads((Path(out) / "config.json").read_text())
     dataset = data.pop("dataset", None)
     data.pop("tasks", None)
+    data.pop("vision", None)
     return RunConfig.model_validate(data), dataset
 
 

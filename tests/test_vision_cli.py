@@ -44,6 +44,11 @@ def test_two_families_end_to_end_then_resume(tmp_path):
 
     output = _run("grid-classification", *SMOKE, "--out", str(tmp_path / "grid-classification"))
     assert "(1 already)" in output
+    # Another shot count in the same folder would be averaged with these: refused, nothing written.
+    other = [*SMOKE[:3], "3", *SMOKE[4:]]  # --shots 3
+    result = CliRunner().invoke(app, ["vision", "run", "grid-classification", *other, "--out", str(tmp_path / "grid-classification")])
+    assert result.exit_code != 0 and "vision.shots: 2 -> 3" in str(result.exception or result.output)
+    assert not (tmp_path / "grid-classification" / "problems" / "grid-classification-n3-seed0.json").exists()
 
 
 def test_unknown_names_are_one_line_errors_before_anything_is_written(tmp_path):

@@ -173,7 +173,8 @@ def run_vision(
 
             backbone = load_backbone(config.backbone, config.device, config.dtype)
         backbone.check_video_shape(v.frames, v.height, v.width)
-    prepare_run_folder(out, config, data, resume)
+    # One folder = one (family, shots) setting: the scorer averages every problem in it.
+    prepare_run_folder(out, config, data, resume, settings={"vision": {"shots": shots, "eval_items": eval_count}})
     records = []
     for seed in seeds:
         task_id = problem_id(family.name, shots, seed)
