@@ -265,8 +265,8 @@ class _ProgressBar:
         else:
             self.counts["train-solved"] += (record.get("selection") or {}).get("solved_train_at") is not None
             self.counts["test-solved"] += test_solved(record, task)
+        self.bar.set_postfix(self.counts, refresh=False)  # drawn by the update: one line per problem in a log
         self.bar.update(1)
-        self.bar.set_postfix(self.counts, refresh=True)
 
     def __enter__(self) -> "_ProgressBar":
         return self

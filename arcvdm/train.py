@@ -190,10 +190,14 @@ class LoraTrainer:
 
         self.use_rows(rows)
         losses = []
-        bar = tqdm(range(steps), desc=f"train {self.backbone.name}", disable=not progress, leave=False)
-        for _ in bar:
+        # One bar over the whole schedule across chunked calls; off in logs (disable=None: only on a terminal).
+        bar = tqdm(total=max(self.config.train.steps, self.step + steps), initial=self.step,
+                   desc=f"train {self.backbone.name}", disable=None if progress else True, leave=False)
+        for _ in range(steps):
             losses.append(self.train_step(*self.draw_batch()))
-            bar.set_postfix(step=self.step, loss=f"{losses[-1]:.4f}")
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        bar.close()
         self.transformer.eval()
         return losses
 

@@ -23,17 +23,13 @@ def inspect_command(
     """Show one problem in colour: train pairs, test input, ground truth, attempts and each checkpoint with ✓/✗."""
     from arcvdm.formats import load_predictions
     from arcvdm.report.inspect import print_problem
-    from arcvdm.scoring import load_answers
 
     pset = load_predictions(run)
     if pset.family != "arc":
         raise ArcvdmError(f"{run}: a {pset.family} vision run: `arcvdm report {run}` shows its problems and images")
-    spec = dataset or pset.dataset
-    if spec is None:
-        raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
-    tasks = load_answers(spec, data_dir)
+    tasks = _answers(run, dataset or pset.dataset, data_dir)
     if task_id not in tasks:
-        raise ArcvdmError(f"{spec}: no task '{task_id}'; the run has {', '.join(sorted(pset.records)[:5]) or 'no problems'}")
+        raise ArcvdmError(f"{tasks.name}: no task '{task_id}'; the run has {', '.join(sorted(pset.records)[:5]) or 'no problems'}")
     print_problem(tasks[task_id], pset.records.get(task_id), Console())
 
 
@@ -47,16 +43,19 @@ def report_command(
     """Write a static HTML report (index with sortable, filterable problems; one page per problem) that opens from disk."""
     from arcvdm.formats import load_predictions
     from arcvdm.report.html import write_report
-    from arcvdm.scoring import load_answers
 
     pset = load_predictions(run)
     if pset.kind != "run":
         raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
-    spec = dataset or pset.dataset
-    tasks = None
-    if pset.family == "arc":
-        if spec is None:
-            raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
-        tasks = load_answers(spec, data_dir)
+    tasks = _answers(run, dataset or pset.dataset, data_dir) if pset.family == "arc" else None
     index = write_report(pset, tasks, out or run / "report")
     Console().print(f"wrote {index}", highlight=False)
+
+
+def _answers(run: Path, spec: str | None, data_dir: str | None):
+    """The ground truth of an ARC run: --dataset, else the dataset recorded in the run's config.json."""
+    from arcvdm.scoring import load_answers
+
+    if spec is None:
+        raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
+    return load_answers(spec, data_dir)
