@@ -1,6 +1,11 @@
-"""Device and dtype, chosen in one place: cuda > mps > cpu; bf16 on accelerators, fp32 on CPU; both overridable."""
+"""Device and dtype, chosen in one place: cuda > mps > cpu; bf16 on accelerators, fp32 on CPU; both overridable.
+Also the one place that measures peak memory (CUDA peak allocated, or the process's peak RSS on CPU)."""
 
 from __future__ import annotations
+
+import resource
+import sys
+from typing import Any
 
 import torch
 
@@ -37,3 +42,17 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
         except KeyError:
             raise ArcvdmError(f"dtype {dtype!r} is not supported (use one of {', '.join(DTYPES)})") from None
     return torch.float32 if device.type in ("cpu", "meta") else torch.bfloat16
+
+
+def reset_peak_memory(device: Any) -> None:
+    """Start a new peak for `peak_memory_bytes` (CUDA only: a process's peak RSS cannot be reset)."""
+    if getattr(device, "type", None) == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: Any) -> int:
+    """Peak GPU memory allocated since the last reset; on CPU the process's peak RSS since it started."""
+    if getattr(device, "type", None) == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux

@@ -90,7 +90,7 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
             log(f"failed: {p.error}")
             if p.writable:
                 atomic_write_json(problem_path(out, p.key), failed_record(p.key, p.error, config))
-        elif resume and _status(problem_path(out, p.key)) == "done":
+        elif resume and problem_status(problem_path(out, p.key)) == "done":
             summary.skipped += 1
         else:
             # Remove a stale record so that a file present after execution is always this run's result.
@@ -223,7 +223,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def _status(path: Path) -> str | None:
+def problem_status(path: Path) -> str | None:
     try:
         return json.loads(path.read_text()).get("status")
     except (OSError, ValueError, AttributeError):

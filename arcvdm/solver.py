@@ -17,8 +17,6 @@ and returns the problem's JSON record (see /work/contracts.md, "Problem JSON"). 
 from __future__ import annotations
 
 import random
-import resource
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from arcvdm import codec
 from arcvdm.augment import Transform, augmented_tasks, redraw_placement, sample_transforms
 from arcvdm.config import RunConfig
+from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.flops import forward_passes
 from arcvdm.render import save_gif, save_png
 from arcvdm.selection import Checkpoint, decided, schedule_steps, select
@@ -148,7 +147,7 @@ def training_videos(task: Task, config: RunConfig, transforms: list[Transform],
 def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: Path,
           per_forward_flops: float | None = None, device: Any = None) -> dict:
     t_start = time.perf_counter()
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     layout = config.codec.layout
     transforms = training_transforms(config)
     views = inference_views(config)
@@ -268,7 +267,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         "forward_flops": None if per_forward_flops is None else passes.flops(per_forward_flops),
         "timings": {"setup_s": round(t_setup, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
                     "total_s": round(time.perf_counter() - t_start, 3)},
-        "peak_memory_bytes": _peak_memory(device),
+        "peak_memory_bytes": peak_memory_bytes(device),
         "seed": config.train.seed,
     }
 
@@ -295,20 +294,3 @@ def _rows(grid: Grid | None) -> list[list[int]] | None:
 def _attempt_entry(grids: list[Grid | None]) -> dict[str, list[list[int]] | None]:
     """One test input's entry in `attempts`: {"attempt_1": grid or None, ..., "attempt_k": ...}."""
     return {f"attempt_{n + 1}": _rows(g) for n, g in enumerate(grids)}
-
-
-def _reset_peak_memory(device: Any) -> None:
-    if getattr(device, "type", None) == "cuda":
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device: Any) -> int:
-    """Peak GPU memory allocated during this problem; on CPU the process's peak RSS (since it started)."""
-    if getattr(device, "type", None) == "cuda":
-        import torch
-
-        return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import time
 from contextlib import contextmanager
 
@@ -79,11 +78,10 @@ def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
 
 
 def _peak_memory(device) -> str:
-    import torch
+    from arcvdm.device import peak_memory_bytes
 
-    if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (CUDA max allocated)"
-    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS of the process)"
+    where = "CUDA max allocated" if device.type == "cuda" else "peak RSS of the process"
+    return f"{peak_memory_bytes(device) / 2**30:.2f} GiB ({where})"
 
 
 def _random_videos(config, n: int, seed: int = 0):

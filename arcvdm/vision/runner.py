@@ -19,9 +19,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from arcvdm.config import RunConfig
+from arcvdm.device import peak_memory_bytes
 from arcvdm.errors import ArcvdmError
 from arcvdm.executors import failed_record
 from arcvdm.io import atomic_write_json
+from arcvdm.runner import prepare_run_folder, problem_status
+from arcvdm.selection import schedule_steps
 from arcvdm.vision.data import EVAL_SPLIT_SEED, Pool, open_data
 from arcvdm.vision.families import FAMILIES, GRID_COLS, GRID_ROWS, Example, Family, side_by_side
 from arcvdm.vision.items import Sample, mosaic
@@ -51,13 +54,6 @@ def draw_items(family: Family, pool: Pool, count: int, seed: int, stream: int, h
     return grids
 
 
-def checkpoint_steps(total: int, every: int) -> list[int]:
-    if total < 1 or every < 1:
-        raise ArcvdmError(f"train.steps = {total}, train.eval_every = {every}: both must be positive")
-    steps = list(range(every, total + 1, every))
-    return steps if steps and steps[-1] == total else [*steps, total]
-
-
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     """NaN (a metric with nothing to measure) becomes null: JSON has no NaN."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
@@ -85,7 +81,7 @@ def solve_vision_problem(
     setup_s, train_s, sample_s = time.time() - started, 0.0, 0.0
 
     checkpoints = []
-    for step in checkpoint_steps(config.train.steps, config.train.eval_every):
+    for step in schedule_steps(config.train.steps, config.train.eval_every):
         t = time.time()
         losses = trainer.train(step - trainer.step, progress=progress)
         train_s += time.time() - t
@@ -115,28 +111,8 @@ def solve_vision_problem(
         "forward_flops": passes.flops(per_forward),
         "timings": {"setup_s": round(setup_s, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
                     "total_s": round(time.time() - started, 3)},
-        "peak_memory_bytes": _peak_memory(backbone.device),
+        "peak_memory_bytes": peak_memory_bytes(backbone.device),
     }
-
-
-def _peak_memory(device: Any) -> int:
-    """Peak GPU memory allocated since the last reset; on CPU the process's peak RSS."""
-    if getattr(device, "type", None) == "cuda":
-        import torch
-
-        peak = int(torch.cuda.max_memory_allocated(device))
-        torch.cuda.reset_peak_memory_stats(device)
-        return peak
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-
-
-def _done(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get("status") == "done"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def run_vision(
@@ -145,8 +121,6 @@ def run_vision(
     images: Path | None = None, backbone: Any = None, progress: bool = False, log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every seed of (family, shots) on `data` into the run folder `out`; returns the summary it writes."""
-    from arcvdm.runner import prepare_run_folder
-
     family = FAMILIES.get(family_name)
     if shots < 1 or eval_count < 1:
         raise ArcvdmError(f"--shots {shots}, --eval {eval_count}: both must be at least 1")
@@ -160,7 +134,7 @@ def run_vision(
     summary: dict[str, Any] = {"family": family.name, "dataset": data, "shots": shots, "seeds": list(seeds),
                                "eval_items": eval_count, "problems": len(seeds), "done": 0, "failed": 0, "skipped": 0,
                                "failures": {}}
-    pending = [seed for seed in seeds if not (resume and _done(out / "problems" / f"{problem_id(family.name, shots, seed)}.json"))]
+    pending = [seed for seed in seeds if not (resume and problem_status(out / "problems" / f"{problem_id(family.name, shots, seed)}.json") == "done")]
     if pending:  # settings every problem would fail on are one error now, not one failure per seed
         from arcvdm.train import LORA_TARGETS
         from arcvdm.trajectories import TRAJECTORIES
