@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from arcvdm.config import RunConfig
-from arcvdm.device import peak_memory_bytes
+from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.errors import ArcvdmError
 from arcvdm.executors import failed_record
 from arcvdm.io import atomic_write_json
@@ -71,6 +71,7 @@ def solve_vision_problem(
     from arcvdm.trajectories import make_video
 
     started = time.time()
+    reset_peak_memory(backbone.device)  # this problem's peak, on a GPU
     v = config.video
     videos = [make_video(e.input, e.target, frames=v.frames, trajectory=v.trajectory, seed=seed * 1000 + i) for i, e in enumerate(train)]
     for i, video in enumerate(videos):
