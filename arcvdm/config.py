@@ -27,11 +27,21 @@ class VideoConfig(_Section):
     width: int = 480
     trajectory: str = "discrete"
 
+    @model_validator(mode="after")
+    def _check(self) -> "VideoConfig":
+        # Settings every problem would fail on fail here, once, before any model or data is loaded.
+        # (ArcvdmError is not a ValueError, so pydantic lets it through as the one-line message.)
+        from arcvdm.trajectories import TRAJECTORIES, check_video_shape
+
+        check_video_shape(self.frames, self.height, self.width)
+        TRAJECTORIES.get(self.trajectory)
+        return self
+
 
 class LoraConfig(_Section):
     rank: int = Field(64, ge=1)
     alpha: int = 32
-    targets: str = "qkvo"  # qk | vo | qkvo | all-linear
+    targets: Literal["qk", "vo", "qkvo", "all-linear"] = "qkvo"  # the module sets in arcvdm.train.LORA_TARGETS
 
 
 class TrainConfig(_Section):
@@ -75,7 +85,7 @@ class AugmentConfig(_Section):
     # Training videos per train pair and transform, each under its own seeded re-drawn anchored placement
     # (cell size and origin; the first is the standard plan), encoded once: translation and scale variety
     # across epochs. 1 = the fixed plan. Needs codec.layout=anchored; inference always uses the standard plan.
-    placements: int = 1
+    placements: int = Field(1, ge=1)
     seed: int = 0
 
 
@@ -111,8 +121,6 @@ class RunConfig(_Section):
     def _placements_need_anchored(self) -> "RunConfig":
         # ArcvdmError passes through pydantic unwrapped: one line naming the fix, before any problem runs.
         placements = self.augment.placements
-        if placements < 1:
-            raise ArcvdmError(f"augment.placements = {placements!r}: must be at least 1 (1 = the fixed placement)")
         if placements > 1 and self.codec.layout != "anchored":
             raise ArcvdmError(f"augment.placements = {placements} re-draws the anchored placement, but codec.layout is "
                               f"{self.codec.layout!r}: add --layout anchored (or set augment.placements=1)")

@@ -20,7 +20,9 @@ from arcvdm.config import RunConfig
 from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
 from arcvdm.executors import executor_for, failed_record, problem_path
+from arcvdm.formats import MAX_ATTEMPTS, parse_task_entries
 from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.scoring import score_task
 from arcvdm.tasks import Task
 
 # Keys that say where problems run or which ones, not what they compute: a resume may change them.
@@ -84,13 +86,18 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     prepare_run_folder(out, config, spec, resume, [p.task_id for p in problems])
     summary = RunSummary(dataset=spec, out=str(out), executor=executor, problems=len(problems))
 
+    # Each problem file is read once (when skipped as done, else when reported finished) and kept for the summary.
+    records: dict[str, dict | None] = {}
+    solved: set[str] = set()  # test-solved keys, judged once for both the bar and the summary
     pending: list[Task] = []
     for p in problems:
         if p.error is not None:
             log(f"failed: {p.error}")
+            records[p.key] = failed_record(p.key, p.error, config)
             if p.writable:
-                atomic_write_json(problem_path(out, p.key), failed_record(p.key, p.error, config))
-        elif resume and problem_status(problem_path(out, p.key)) == "done":
+                atomic_write_json(problem_path(out, p.key), records[p.key])
+        elif resume and (previous := read_record(problem_path(out, p.key))) and previous.get("status") == "done":
+            records[p.key] = previous
             summary.skipped += 1
         else:
             # Remove a stale record so that a file present after execution is always this run's result.
@@ -105,7 +112,11 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     with _ProgressBar(len(problems)) as bar:
 
         def finished(key: str) -> None:
-            bar.finished(_record(out, by_key[key]), by_key[key].task)
+            if key not in records:
+                records[key] = read_record(problem_path(out, key))
+            if test_solved(records[key], by_key[key].task):
+                solved.add(key)
+            bar.finished(records[key], key in solved)
 
         for p in problems:
             if p.key not in pending_ids:
@@ -114,14 +125,14 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
             execute(pending, config, out, finished)
 
     for p in problems:
-        record = _record(out, p) or {}
+        record = records.get(p.key) or {}
         status = record.get("status") or "failed: no result was written"
         if status == "done":
             summary.done += 1
-            summary.test_solved += test_solved(record, p.task)
         else:
             summary.failed += 1
             summary.failures[p.key] = status
+    summary.test_solved = len(solved)
     summary.elapsed_s = round(time.time() - started, 2)
     atomic_write_json(out / "summary.json", summary.to_dict())
     return summary
@@ -223,31 +234,24 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def problem_status(path: Path) -> str | None:
+def read_record(path: Path) -> dict | None:
+    """A problem file's record, or None when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _record(out: Path, problem: Problem) -> dict | None:
-    if not problem.writable:
-        return {"status": f"failed: {problem.error}"}
-    try:
-        return json.loads(problem_path(out, problem.key).read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
+
+
+def problem_status(path: Path) -> str | None:
+    return (read_record(path) or {}).get("status")
 
 
 def test_solved(record: dict | None, task: Task | None) -> bool:
-    """Strict per-task: every test output among its attempts. For the running display only (scoring is separate)."""
-    if not record or record.get("status") != "done" or task is None:
+    """Strict per-task, by the scorer's rule, for the running display (a dataset without test outputs solves none)."""
+    if not record or record.get("status") != "done" or task is None or any(p.output is None for p in task.test):
         return False
-    attempts = record.get("attempts") or []
-    outputs = [pair.output for pair in task.test]
-    if len(attempts) != len(outputs) or any(o is None for o in outputs):
-        return False
-    return all(any(a == o.root for a in (entry or {}).values()) for entry, o in zip(attempts, outputs))
+    return score_task(task, parse_task_entries(record.get("attempts"), task.id, ""), MAX_ATTEMPTS).solved
 
 
 class _ProgressBar:
@@ -259,12 +263,12 @@ class _ProgressBar:
         self.bar = tqdm(total=total, desc="problems", unit="problem", dynamic_ncols=True)
         self.counts = {"failed": 0, "train-solved": 0, "test-solved": 0}
 
-    def finished(self, record: dict | None, task: Task | None) -> None:
+    def finished(self, record: dict | None, test_solved: bool) -> None:
         if record is None or record.get("status") != "done":
             self.counts["failed"] += 1
         else:
             self.counts["train-solved"] += (record.get("selection") or {}).get("solved_train_at") is not None
-            self.counts["test-solved"] += test_solved(record, task)
+            self.counts["test-solved"] += test_solved
         self.bar.set_postfix(self.counts, refresh=False)  # drawn by the update: one line per problem in a log
         self.bar.update(1)
 

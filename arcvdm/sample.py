@@ -1,8 +1,6 @@
 """Generate videos from first frames with the backbone's current adapter: `generate(backbone, first_frames, config)`.
 
-Sampling cost is counted on the backbone: `backbone.sampler_calls` (pipeline calls) and `backbone.nfe`
-(transformer evaluations per video, summed over videos: N first frames x steps, x2 with CFG).
-Read them before and after a call to attribute the cost to a problem.
+Callers count the cost themselves (one video = sample.steps transformer evaluations, x2 with CFG; `arcvdm.flops`).
 """
 
 from __future__ import annotations
@@ -50,8 +48,6 @@ def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: 
             return_dict=False,
         )[0]
         videos.append(np.clip(np.round(np.asarray(out, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8))
-        backbone.sampler_calls += 1
-        backbone.nfe += len(chunk) * s.steps * (2 if cfg else 1)
     return np.concatenate(videos)
 
 

@@ -212,7 +212,7 @@ def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None
         if any(p.output is None for p in task.test):
             raise ArcvdmError(f"{task.source or tasks.name}: task {task.id} has no test output; scoring needs a dataset with answers")
         pred = pset.tasks.get(task.id)
-        result = _score_task(task, pred, k)
+        result = score_task(task, pred, k)
         results.append(result)
         if result.status == "malformed" or (pred is not None and pred.issues):
             malformed.append({"file": pred.source, "reason": result.reason or pred.reason()})
@@ -221,7 +221,8 @@ def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None
                     dataset_tasks=len(tasks), scope="dataset" if wanted is None else "run")
 
 
-def _score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
+def score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
+    """One task (its test outputs given) on its first `k` attempts; missing or malformed predictions score nothing."""
     wrong = [OutputScore() for _ in task.test]
     if pred is None:
         return TaskScore(task.id, task.concept, wrong, "missing")
@@ -268,17 +269,16 @@ def score_vision(pset: PredictionSet) -> VisionScore:
     return VisionScore(pset.name, pset.family, done, failed, metrics)
 
 
-def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None,
-          all_tasks: bool = False) -> ArcScore | VisionScore:
+def score(pset: PredictionSet, tasks: TaskSet | None = None, attempts: int | None = None) -> ArcScore | VisionScore:
     """Vision run folders score on their own metrics; everything else needs the dataset's tasks.
 
-    A run folder that recorded its selection is scored on it unless `all_tasks`; other sets on the whole dataset.
+    A run folder that recorded its selection is scored on it; other sets on the whole dataset.
     """
     if pset.family != "arc":
         return score_vision(pset)
     if tasks is None:
         raise ArcvdmError(f"{pset.path}: scoring ARC predictions needs the dataset: pass --dataset NAME_OR_PATH")
-    return score_tasks(pset, tasks, attempts, None if all_tasks else pset.selected)
+    return score_tasks(pset, tasks, attempts, pset.selected)
 
 
 def load_answers(spec: str, data_dir: str | None = None) -> TaskSet:

@@ -102,9 +102,8 @@ def inference_views(config: RunConfig) -> list[Transform]:
 
 def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
     """One cell size for every grid any transform shows the model (a transpose swaps rows and columns);
-    like `codec.plan_for_task`, from visible grids only."""
-    transforms = [*training_transforms(config), *inference_views(config)]
-    grids = [g for t in augmented_tasks(task, list(dict.fromkeys(transforms))) for g in t.visible_grids()]
+    like `codec.plan_for_task`, from visible grids only. The inference views are training transforms too."""
+    grids = [g for t in augmented_tasks(task, training_transforms(config)) for g in t.visible_grids()]
     return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width)
 
 

@@ -49,8 +49,6 @@ OFS = 2.0  # the pipeline always passes ofs = 2.0; the output depends on it
 
 def check_inputs(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
     """Refuse bad shapes and settings before any encoding starts."""
-    if config.lora.targets not in LORA_TARGETS:
-        raise ArcvdmError(f"lora.targets = {config.lora.targets!r}: use one of {', '.join(LORA_TARGETS)}")
     frames, height, width = config.video.frames, config.video.height, config.video.width
     backbone.check_video_shape(frames, height, width)
     if not videos:

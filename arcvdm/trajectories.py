@@ -51,8 +51,17 @@ def tiles(first: np.ndarray, last: np.ndarray, frames: int, rng: np.random.Gener
 
 def check_frames(frames: int) -> int:
     if not isinstance(frames, (int, np.integer)) or frames < 9 or (frames - 1) % 8:
-        raise ArcvdmError(f"frames={frames}: CogVideoX1.5 needs F = 8k+1 frames with k >= 1 (9, 17, 25, ...)")
+        raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs F = 8k+1 frames with k >= 1 (9, 17, 25, ...); set video.frames")
     return int(frames)
+
+
+def check_video_shape(frames: int, height: int, width: int) -> None:
+    """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers checks only 8 and fails later with a
+    reshape error): checked when a config loads, before any model or data."""
+    check_frames(frames)
+    for what, size in (("height", height), ("width", width)):
+        if size < 16 or size % 16:
+            raise ArcvdmError(f"video.{what} = {size}: must be a positive multiple of 16 (VAE x8, patch x2); set video.{what}")
 
 
 def make_video(first: np.ndarray, last: np.ndarray, frames: int = 9, trajectory: str = "discrete", seed: int = 0) -> np.ndarray:

@@ -100,4 +100,5 @@ def test_compare_a_run_on_another_dataset_is_refused_in_one_line(tmp_path, sampl
                                    "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)])
     message = str(out.exception)
     assert out.exit_code != 0 and "\n" not in message
-    assert "is in arc-agi-1/evaluation" in message and "was made on tasks_json" in message and "same dataset" in message
+    assert message.startswith(str(run)) and "is in arc-agi-1/evaluation: check --dataset" in message
+    assert "was made on tasks_json" in message

@@ -245,7 +245,7 @@ def test_a_placement_too_small_for_a_pair_is_skipped(tmp_path):
 def test_placements_need_the_anchored_layout():
     with pytest.raises(ArcvdmError, match="augment.placements = 3 .*: add --layout anchored"):
         config(**{"augment.placements": 3})
-    with pytest.raises(ArcvdmError, match="at least 1"):
+    with pytest.raises(ArcvdmError, match="augment.placements: Input should be greater than or equal to 1"):
         config(**{"codec.layout": "anchored", "augment.placements": 0})
     assert config(**{"codec.layout": "anchored", "augment.placements": 3}).augment.placements == 3
 

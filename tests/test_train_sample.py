@@ -95,17 +95,15 @@ def test_the_latents_follow_the_pipeline_layout(setup, config):
     assert trainer.image_latents[:, 0].abs().sum() > 0 and not trainer.image_latents[:, 1:].any()
 
 
-def test_train_then_sample_shapes_range_determinism_and_counts(setup, config):
+def test_train_then_sample_shapes_range_and_determinism(setup, config):
     backbone, _, videos, base = setup
     trainer = LoraTrainer(backbone, videos, config)
     losses = trainer.train(3, progress=False)
     assert len(losses) == 3 and trainer.step == 3 and all(np.isfinite(losses))
     assert len(trainer.train(2, progress=False)) == 2 and trainer.step == 5
-    calls, nfe = backbone.sampler_calls, backbone.nfe
     first = [v[0] for v in videos] + [videos[0][0]]
     out = generate(backbone, first, config, seed=7)
     assert out.shape == (3, 9, SIZE, SIZE, 3) and out.dtype == np.uint8
-    assert (backbone.sampler_calls - calls, backbone.nfe - nfe) == (2, 3 * config.sample.steps)  # batches of 2
     assert np.array_equal(out, generate(backbone, first, config, seed=7))
     assert not np.array_equal(out, generate(backbone, first, config, seed=8))
     assert np.array_equal(last_frames(backbone, first, config, seed=7), out[:, -1])

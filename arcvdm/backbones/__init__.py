@@ -12,6 +12,7 @@ import torch
 from arcvdm.device import pick_device, pick_dtype
 from arcvdm.errors import ArcvdmError
 from arcvdm.registry import Registry
+from arcvdm.trajectories import check_video_shape
 
 # A builder takes (device, dtype) and returns a `CogVideoXImageToVideoPipeline` (placed later if it is not already).
 BACKBONES: Registry[Callable] = Registry("backbone")
@@ -41,17 +42,6 @@ BACKBONES.add("cogvideox1.5-5b-i2v", partial(_pretrained, name_or_path="THUDM/Co
 BACKBONES.add("cogvideox1.5-5b-i2v-random", _random_5b)
 
 
-def check_video_shape(frames: int, height: int, width: int) -> None:
-    """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers fails later with a reshape error)."""
-    if frames < 9 or (frames - 1) % 8:
-        raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs 8k+1 frames (9, 17, 25, ...); set video.frames")
-    for what, size in (("height", height), ("width", width)):
-        if size < 16 or size % 16:
-            raise ArcvdmError(
-                f"video.{what} = {size}: must be a positive multiple of 16 (VAE x8, patch x2); set video.{what}"
-            )
-
-
 class Backbone:
     """A loaded image-to-video pipeline plus what every problem reuses: cached prompt embeddings and FLOP counts.
 
@@ -65,8 +55,6 @@ class Backbone:
         self.dtype = dtype
         self._prompt_embeds: dict[str, torch.Tensor] = {}
         self._flops: dict[tuple[int, int, int], float] = {}
-        self.sampler_calls = 0  # pipeline calls made by arcvdm.sample.generate
-        self.nfe = 0  # transformer evaluations per video, summed over videos
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.pipe.transformer.parameters())

@@ -18,10 +18,8 @@ DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU
 
 
 def _config(backbone, frames, height, width, device, dtype, **overrides):
-    from arcvdm.backbones import check_video_shape
     from arcvdm.config import load_config
 
-    check_video_shape(frames, height, width)  # before loading a model that may take minutes
     return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
                                      "video.width": width, "device": device, "dtype": dtype, **overrides})
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from arcvdm.cli.app import app, bench_app, codec_app
-from arcvdm.codec import LAYOUTS, decode, plan_for_task, render as render_grid
-from arcvdm.codec_check import CheckResult, Perturbation, check_tasks, labelled_grids, reference_decode
 from arcvdm.errors import ArcvdmError
+
+if TYPE_CHECKING:
+    from arcvdm.codec_check import CheckResult, Perturbation
 
 DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (before $ARCVDM_DATA and the user cache).")
 
 
 def _layout(value: str) -> str:
+    from arcvdm.codec import LAYOUTS
+
     if value not in LAYOUTS:
         raise ArcvdmError(f"--layout {value!r}: use one of {', '.join(LAYOUTS)}")
     return value
@@ -41,6 +44,7 @@ def check(
     data_dir: Optional[str] = DataDir,
 ) -> None:
     """Render every grid with its task's plan, perturb, decode: prints `N grids, N exact` and the failures (exit 1 if any)."""
+    from arcvdm.codec_check import Perturbation, check_tasks
     from arcvdm.datasets import load_dataset
 
     tasks = load_dataset(dataset, data_dir)
@@ -81,6 +85,7 @@ def render(
     data_dir: Optional[str] = DataDir,
 ) -> None:
     """Write each pair's frames as PNG and its transition video as GIF."""
+    from arcvdm.codec import plan_for_task, render as render_grid
     from arcvdm.datasets import load_task_spec
     from arcvdm.render import save_gif, save_png
     from arcvdm.trajectories import make_video
@@ -108,6 +113,8 @@ def bench_codec(
     data_dir: Optional[str] = DataDir,
 ) -> None:
     """Render and decode time per grid, both layouts, against a per-cell Python reference decoder (single process)."""
+    from arcvdm.codec import LAYOUTS, decode, plan_for_task, render as render_grid
+    from arcvdm.codec_check import labelled_grids, reference_decode
     from arcvdm.datasets import load_dataset
 
     tasks = list(load_dataset(dataset, data_dir))[:limit]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console, Group
@@ -10,9 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from arcvdm.cli.app import app, datasets_app
-from arcvdm.datasets import DATASETS, count_tasks, download, load_task_spec, resolve
-from arcvdm.report.inspect import grid_text
-from arcvdm.tasks import Grid
+
+if TYPE_CHECKING:
+    from arcvdm.tasks import Grid
 
 DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (before $ARCVDM_DATA and the user cache).")
 
@@ -20,6 +20,8 @@ DataDir = typer.Option(None, "--data-dir", help="Folder holding the datasets (be
 @datasets_app.command("list")
 def list_datasets(data_dir: Optional[str] = DataDir) -> None:
     """Each dataset, where it resolves and its task count."""
+    from arcvdm.datasets import DATASETS, count_tasks, resolve
+
     table = Table("name", "source", "tasks")
     table.add_column("where", overflow="fold")  # a path must never be cut short
     for name in DATASETS.names():
@@ -36,12 +38,16 @@ def download_dataset(
     archive: Optional[str] = typer.Option(None, "--archive", help="A local zip or URL instead of the GitHub archive at the pinned commit."),
 ) -> None:
     """Fetch a dataset from its upstream repository at the pinned commit, verify its checksum, unpack into the cache."""
+    from arcvdm.datasets import count_tasks, download
+
     for folder in download(name, archive):
         typer.echo(f"{folder}: {count_tasks(folder)} tasks, checksum ok")
 
 
 def _pair_table(title: str, pairs: list[tuple[str, Grid | None]], width: int, colour: bool) -> Table:
     """Grids side by side, or one below the other when the terminal is too narrow for that."""
+    from arcvdm.report.inspect import grid_text
+
     table = Table(title=title, show_header=False, box=None, padding=(0, 2), title_justify="left")
     side_by_side = sum(2 * g.shape[1] + 4 for _, g in pairs if g is not None) <= width
     cells = [Text(label + "\n").append_text(grid_text(g, colour)) if g is not None else Text(label) for label, g in pairs]
@@ -60,6 +66,8 @@ def show(
     data_dir: Optional[str] = DataDir,
 ) -> None:
     """Draw a task in the terminal: train pairs side by side, then the test inputs."""
+    from arcvdm.datasets import load_task_spec
+
     t = load_task_spec(task, data_dir)
     console = Console()
     colour = console.color_system is not None  # digits when piped

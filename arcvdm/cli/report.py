@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from arcvdm.cli.app import app
-from arcvdm.cli.score import DATA_DIR_HELP, DATASET_HELP
+from arcvdm.cli.score import DATA_DIR_HELP, DATASET_HELP, ground_truth
 from arcvdm.errors import ArcvdmError
 
 
@@ -27,7 +27,7 @@ def inspect_command(
     pset = load_predictions(run)
     if pset.family != "arc":
         raise ArcvdmError(f"{run}: a {pset.family} vision run: `arcvdm report {run}` shows its problems and images")
-    tasks = _answers(run, dataset or pset.dataset, data_dir)
+    _, tasks = ground_truth([pset], dataset, data_dir)
     if task_id not in tasks:
         raise ArcvdmError(f"{tasks.name}: no task '{task_id}'; the run has {', '.join(sorted(pset.records)[:5]) or 'no problems'}")
     print_problem(tasks[task_id], pset.records.get(task_id), Console())
@@ -47,15 +47,6 @@ def report_command(
     pset = load_predictions(run)
     if pset.kind != "run":
         raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
-    tasks = _answers(run, dataset or pset.dataset, data_dir) if pset.family == "arc" else None
+    tasks = ground_truth([pset], dataset, data_dir)[1] if pset.family == "arc" else None
     index = write_report(pset, tasks, out or run / "report")
     Console().print(f"wrote {index}", highlight=False)
-
-
-def _answers(run: Path, spec: str | None, data_dir: str | None):
-    """The ground truth of an ARC run: --dataset, else the dataset recorded in the run's config.json."""
-    from arcvdm.scoring import load_answers
-
-    if spec is None:
-        raise ArcvdmError(f"{run}: no dataset recorded in config.json: pass --dataset NAME_OR_PATH")
-    return load_answers(spec, data_dir)

@@ -25,7 +25,7 @@ def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[st
     """
     from arcvdm.compare import shared_selection
     from arcvdm.formats import load_predictions
-    from arcvdm.scoring import load_answers, score, score_tasks
+    from arcvdm.scoring import score, score_tasks
 
     psets = [load_predictions(p) for p in paths]
     seen: dict[str, int] = {}
@@ -33,19 +33,23 @@ def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[st
         seen[p.name] = seen.get(p.name, 0) + 1
         if seen[p.name] > 1:
             p.name = f"{p.name} ({seen[p.name]})"
-    arc = [p for p in psets if p.family == "arc"]
-    spec = dataset or next((p.dataset for p in arc if p.dataset), None)  # a vision run's "dataset" is its picture source
-    if arc and spec is None:
-        raise ArcvdmError(f"{arc[0].path}: no dataset given and none recorded in a config.json: pass --dataset NAME_OR_PATH")
-    tasks = load_answers(spec, data_dir) if arc else None
+    arc = [p for p in psets if p.family == "arc"]  # a vision run's "dataset" is its picture source, not answers
+    spec, tasks = ground_truth(arc, dataset, data_dir) if arc else (dataset, None)
     selection = shared_selection(psets, all_tasks)
-    if selection and not any(t in tasks for t in selection):
-        runs = [p for p in arc if p.selected is not None]
-        made_on = "; ".join(f"{p.path} was made on {p.dataset}" for p in runs if p.dataset)
-        raise ArcvdmError(f"none of the runs' selected tasks (e.g. '{selection[0]}') is in {spec} ({made_on}): "
-                          "compare sets made on the same dataset")
-    scores = [score_tasks(p, tasks, attempts, selection) if p.family == "arc" else score(p) for p in psets]
-    return spec, scores, psets, selection
+    # Run folders first: a selection outside the dataset is then refused by a run that made it, not by another set.
+    scored = {id(p): score_tasks(p, tasks, attempts, selection) if p.family == "arc" else score(p)
+              for p in sorted(psets, key=lambda q: q.selected is None)}
+    return spec, [scored[id(p)] for p in psets], psets, selection
+
+
+def ground_truth(psets: list, dataset: Optional[str], data_dir: Optional[str]):
+    """The dataset spec and tasks to score ARC prediction sets against: --dataset, else the first recorded in a config.json."""
+    from arcvdm.scoring import load_answers
+
+    spec = dataset or next((p.dataset for p in psets if p.dataset), None)
+    if spec is None:
+        raise ArcvdmError(f"{psets[0].path}: no dataset given and none recorded in a config.json: pass --dataset NAME_OR_PATH")
+    return spec, load_answers(spec, data_dir)
 
 
 @app.command("score")

@@ -127,29 +127,22 @@ def run_vision(
         raise ArcvdmError(f"--shots {shots}, --eval {eval_count}: both must be at least 1")
     out, started = Path(out), time.time()
     v = config.video
-    train_pool, eval_pool = open_data(data, family, eval_count=eval_count, height=v.height, width=v.width,
-                                      categories=categories, classes=classes, images=images)
-    held_items = draw_items(family, eval_pool, eval_count, EVAL_SPLIT_SEED, EVAL_STREAM, v.height, v.width)
-    held_out = [family.make_example(s, v.height, v.width) for s in held_items]
-
     summary: dict[str, Any] = {"family": family.name, "dataset": data, "shots": shots, "seeds": list(seeds),
                                "eval_items": eval_count, "problems": len(seeds), "done": 0, "failed": 0, "skipped": 0,
                                "failures": {}}
     pending = [seed for seed in seeds if not (resume and problem_status(out / "problems" / f"{problem_id(family.name, shots, seed)}.json") == "done")]
-    if pending:  # settings every problem would fail on are one error now, not one failure per seed
-        from arcvdm.train import LORA_TARGETS
-        from arcvdm.trajectories import TRAJECTORIES
-
-        TRAJECTORIES.get(v.trajectory)
-        if config.lora.targets not in LORA_TARGETS:
-            raise ArcvdmError(f"lora.targets = {config.lora.targets!r}: use one of {', '.join(LORA_TARGETS)}")
-        if backbone is None:
-            from arcvdm.backbones import load_backbone
-
-            backbone = load_backbone(config.backbone, config.device, config.dtype)
-        backbone.check_video_shape(v.frames, v.height, v.width)
-    # One folder = one (family, shots) setting: the scorer averages every problem in it.
+    if pending:  # bad data is one error before anything is written; a finished run reads nothing
+        train_pool, eval_pool = open_data(data, family, eval_count=eval_count, height=v.height, width=v.width,
+                                          categories=categories, classes=classes, images=images)
+        held_items = draw_items(family, eval_pool, eval_count, EVAL_SPLIT_SEED, EVAL_STREAM, v.height, v.width)
+        held_out = [family.make_example(s, v.height, v.width) for s in held_items]
+    # One folder = one (family, shots) setting: the scorer averages every problem in it. Checked before the
+    # backbone loads, which can take minutes.
     prepare_run_folder(out, config, data, resume, settings={"vision": {"shots": shots, "eval_items": eval_count}})
+    if pending and backbone is None:
+        from arcvdm.backbones import load_backbone
+
+        backbone = load_backbone(config.backbone, config.device, config.dtype)
     records = []
     for seed in seeds:
         task_id = problem_id(family.name, shots, seed)
