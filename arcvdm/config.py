@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,13 +194,3 @@ def load_config(preset: str = "paper-arc", overrides: dict[str, Any] | None = No
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ArcvdmError(f"config {preset!r}: {where}: {first['msg']} (check the preset file or the flag)") from None
-
-
-def save_config(config: RunConfig, path: str | Path) -> None:
-    from arcvdm.io import atomic_write_json
-
-    atomic_write_json(path, config.model_dump(mode="json"))
-
-
-def read_config(path: str | Path) -> RunConfig:
-    return RunConfig.model_validate(json.loads(Path(path).read_text()))

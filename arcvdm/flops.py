@@ -58,6 +58,19 @@ def forward_passes(
     )
 
 
+def compute_record(train_steps: int, videos: int, config: RunConfig, per_forward: float | None) -> dict:
+    """The compute fields of a problem's result file (ARC and vision alike): videos generated (`sampler_calls`),
+    transformer evaluations spent sampling (`nfe`), forward passes by kind, and FLOPs when the per-forward
+    figure is known."""
+    passes = forward_passes(train_steps, config.train.batch_size, videos, config.sample.steps, config.sample.guidance_scale)
+    return {
+        "sampler_calls": videos,
+        "nfe": passes.sample,
+        "forward_passes": passes.to_json(per_forward),
+        "forward_flops": None if per_forward is None else passes.flops(per_forward),
+    }
+
+
 def planned_forward_passes(config: RunConfig, n_train: int, n_test: int, train_steps: int | None = None) -> ForwardPasses:
     """The budget of one problem under `config` before running it (the README's forward-pass table).
 

@@ -28,7 +28,7 @@ from arcvdm import codec
 from arcvdm.augment import Transform, augmented_tasks, redraw_placement, sample_transforms
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
-from arcvdm.flops import forward_passes
+from arcvdm.flops import compute_record
 from arcvdm.render import save_gif, save_png
 from arcvdm.selection import Checkpoint, decided, schedule_steps, select
 from arcvdm.tasks import Grid, Task
@@ -244,8 +244,6 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
             attempts.append(_attempt_entry(voted))
         votes = [r.counts for r in results]
 
-    passes = forward_passes(steps_run, config.train.batch_size, sampler_calls, config.sample.steps,
-                            config.sample.guidance_scale)
     return {
         "task_id": task.id,
         "family": config.family,
@@ -260,10 +258,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         "train_steps_run": steps_run,
         "training_videos": sum(len(v) for v in videos_by_pair),
         "train_steps_fixed": schedule[-1],
-        "sampler_calls": sampler_calls,
-        "nfe": passes.sample,
-        "forward_passes": passes.to_json(per_forward_flops),
-        "forward_flops": None if per_forward_flops is None else passes.flops(per_forward_flops),
+        **compute_record(steps_run, sampler_calls, config, per_forward_flops),
         "timings": {"setup_s": round(t_setup, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
                     "total_s": round(time.perf_counter() - t_start, 3)},
         "peak_memory_bytes": peak_memory_bytes(device),

@@ -64,7 +64,7 @@ def solve_vision_problem(
     seed: int, progress: bool = False,
 ) -> dict[str, Any]:
     """Train one LoRA on the shots' transition videos; measure the held-out predictions at every checkpoint."""
-    from arcvdm.flops import forward_passes
+    from arcvdm.flops import compute_record
     from arcvdm.render import save_gif, save_png
     from arcvdm.sample import last_frames
     from arcvdm.train import LoraTrainer
@@ -96,8 +96,6 @@ def solve_vision_problem(
         metrics = _finite(family.evaluate(predictions, held_out))
         checkpoints.append({"step": step, "loss": float(np.mean(losses)) if losses else None, "metrics": metrics, "images": images})
 
-    sampler_calls = len(checkpoints) * len(held_out)
-    passes = forward_passes(trainer.step, config.train.batch_size, sampler_calls, config.sample.steps, config.sample.guidance_scale)
     per_forward = backbone.forward_flops(v.frames, v.height, v.width)
     return {
         "metrics": checkpoints[-1]["metrics"],
@@ -106,10 +104,7 @@ def solve_vision_problem(
         "selection": {"rule": "final", "step": checkpoints[-1]["step"]},
         "train_steps_run": trainer.step,
         "train_steps_fixed": config.train.steps,
-        "sampler_calls": sampler_calls,
-        "nfe": passes.sample,
-        "forward_passes": passes.to_json(per_forward),
-        "forward_flops": passes.flops(per_forward),
+        **compute_record(trainer.step, len(checkpoints) * len(held_out), config, per_forward),
         "timings": {"setup_s": round(setup_s, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
                     "total_s": round(time.time() - started, 3)},
         "peak_memory_bytes": peak_memory_bytes(backbone.device),
