@@ -10,7 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from arcvdm.codec import LINE_PX, MIN_CELL, CanvasPlan
+from arcvdm.codec import MIN_CELL, CanvasPlan, extent
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Pair, Task
 
@@ -173,6 +173,6 @@ def redraw_placement(plan: CanvasPlan, rng: random.Random, min_scale: float = 0.
     if not 0 < min_scale <= 1:
         raise ArcvdmError(f"placement re-draw: min_scale = {min_scale!r}, must be in (0, 1]")
     cell = rng.randint(max(MIN_CELL, math.ceil(plan.cell * min_scale)), plan.cell)
-    top = rng.randint(0, plan.height - ((plan.rows + 1) * (cell + LINE_PX) + LINE_PX))
-    left = rng.randint(0, plan.width - ((plan.cols + 1) * (cell + LINE_PX) + LINE_PX))
+    top = rng.randint(0, plan.height - extent(plan.rows + 1, cell))  # + 1: the marker row and column
+    left = rng.randint(0, plan.width - extent(plan.cols + 1, cell))
     return replace(plan, cell=cell, origin=(top, left))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from arcvdm.codec import PALETTE
+from arcvdm.codec import LINE, PALETTE
 from arcvdm.tasks import Grid
 
-LINE = np.array([85, 85, 85], np.uint8)  # the grid-line grey of the paper's renderer
 SAME = np.array([40, 40, 40], np.uint8)
 DIFF = np.array([255, 65, 54], np.uint8)
 
@@ -19,9 +18,10 @@ def cell_size(shape: tuple[int, int], max_side: int = 240) -> int:
 
 def _blocks(colours: np.ndarray, cell: int) -> np.ndarray:
     image = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
-    image[::cell, :] = LINE
+    image = np.pad(image, ((0, 1), (0, 1), (0, 0)))
+    image[::cell, :] = LINE  # the codec's grid-line grey, 1 px here
     image[:, ::cell] = LINE
-    return np.pad(image, ((0, 1), (0, 1), (0, 0)), constant_values=85)
+    return image
 
 
 def grid_image(grid: Grid) -> np.ndarray:
