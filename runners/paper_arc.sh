@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-arc-agi-1/evaluation}
+PRESET=${PRESET:-paper-arc}
 BACKBONE=${BACKBONE:-cogvideox1.5-5b-i2v}  # or a local folder holding the pipeline (no hub access needed then)
 OUT=${OUT:-results/paper-arc}
 EXECUTOR=${EXECUTOR:-local}
@@ -17,7 +18,7 @@ if [ -n "${PARTITION:-}" ]; then slurm+=(--partition "$PARTITION"); fi
 if [ -n "${ACCOUNT:-}" ]; then slurm+=(--account "$ACCOUNT"); fi
 
 status=0
-arcvdm run "$DATASET" --preset paper-arc --backbone "$BACKBONE" --out "$OUT" --executor "$EXECUTOR" \
+arcvdm run "$DATASET" --preset "$PRESET" --backbone "$BACKBONE" --out "$OUT" --executor "$EXECUTOR" \
     ${slurm[@]+"${slurm[@]}"} "$@" || status=$?
 if [ "$status" -gt 1 ]; then exit "$status"; fi
 arcvdm score "$OUT"

@@ -2,24 +2,7 @@
 # ConceptARC with the real CogVideoX1.5-5B-I2V, the paper's protocol (600 steps, eval every 100, pass@3).
 #   bash runners/paper_conceptarc.sh                                   # this machine: one worker per visible GPU
 #   EXECUTOR=slurm PARTITION=gpu ACCOUNT=lab bash runners/paper_conceptarc.sh   # one SLURM job array, one GPU per problem
-# Extra arguments go to `arcvdm run` (e.g. --limit 10, --tasks ID,ID). Rerunning the command resumes.
-# With slurm the submitting process waits for the array (run it in tmux/screen); if it is stopped the array goes on,
-# and rerunning later resumes from the finished problems. Logs: $OUT/slurm/.
+# The same recipe as paper_arc.sh (see it for the options) on another dataset and preset.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-DATASET=${DATASET:-conceptarc}
-BACKBONE=${BACKBONE:-cogvideox1.5-5b-i2v}  # or a local folder holding the pipeline (no hub access needed then)
-OUT=${OUT:-results/paper-conceptarc}
-EXECUTOR=${EXECUTOR:-local}
-
-slurm=()
-if [ -n "${PARTITION:-}" ]; then slurm+=(--partition "$PARTITION"); fi
-if [ -n "${ACCOUNT:-}" ]; then slurm+=(--account "$ACCOUNT"); fi
-
-status=0
-arcvdm run "$DATASET" --preset paper-conceptarc --backbone "$BACKBONE" --out "$OUT" --executor "$EXECUTOR" \
-    ${slurm[@]+"${slurm[@]}"} "$@" || status=$?
-if [ "$status" -gt 1 ]; then exit "$status"; fi
-arcvdm score "$OUT"
-arcvdm report "$OUT"
-exit "$status"
+DATASET=${DATASET:-conceptarc} PRESET=${PRESET:-paper-conceptarc} OUT=${OUT:-results/paper-conceptarc} \
+    exec bash "$(dirname "$0")/paper_arc.sh" "$@"
