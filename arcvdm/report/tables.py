@@ -21,9 +21,24 @@ def summary_line(s: ArcScore) -> str:
     return (
         f"{s.name} on {s.dataset}: strict {exact.strict_solved}/{n} tasks ({pct(exact.strict_solved, n)}) · "
         f"per-output {exact.per_output_score:.1f}/{n} ({pct(exact.per_output_score, n)}) · "
-        f"{exact.outputs_solved}/{s.outputs_total} test outputs · {s.attempts} attempts · "
+        f"{exact.outputs_solved}/{s.outputs_total} test outputs · {attempts_note(s)} · "
         f"{len(s.missing)} missing · {len(s.malformed_files)} malformed" + scope_note(s)
     )
+
+
+def attempts_note(s: ArcScore) -> str:
+    if s.attempts_given > s.attempts:
+        return f"{s.attempts} attempts counted of {s.attempts_given} given"
+    return f"{s.attempts} attempt{'s' if s.attempts > 1 else ''}"
+
+
+def warnings(s: ArcScore) -> list[str]:
+    """Lines a reader must see next to the headline: attempts beyond k, tasks the dataset cannot score."""
+    lines = [s.attempts_warning] if s.attempts_warning else []
+    if s.unanswered:
+        shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
+        lines.append(f"{s.name}: {len(s.unanswered)} task(s) of {s.dataset} have no test output, so are not scored: {shown}")
+    return lines
 
 
 def scope_note(s: ArcScore) -> str:
@@ -44,6 +59,8 @@ def print_score(s: ArcScore | VisionScore, console: Console) -> None:
         print_vision(s, console)
         return
     console.print(summary_line(s), highlight=False)
+    for line in warnings(s):
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     table = Table("level", "strict tasks", "per-output score", "test outputs", title="strict = every test output exact; "
                   "per-output = fraction of a task's outputs exact, summed", title_justify="left")
     n, outputs = len(s.tasks), s.outputs_total
@@ -89,6 +106,8 @@ def print_comparison(c: Comparison, console: Console) -> None:
     console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
                   "fraction of outputs exact; published rows have no predictions", highlight=False)
     console.print(c.scope_caption(), highlight=False)
+    for line in (line for s in arc for line in warnings(s)):
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     if arc:
         k = max(s.attempts for s in arc)
         levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]
