@@ -73,6 +73,10 @@ class PredictionSet:
         tasks = (self.config or {}).get("tasks")
         return [str(t) for t in tasks] if isinstance(tasks, list) else None
 
+    def unusable(self) -> list[TaskPredictions]:
+        """The files that could not be read at all (a truncated problem file, not JSON, not a list)."""
+        return [t for _, t in sorted(self.tasks.items()) if t.unusable]
+
     def max_attempts(self) -> int:
         return max((len(a) for t in self.tasks.values() for a in t.entries), default=0)
 

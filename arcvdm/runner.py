@@ -21,7 +21,7 @@ from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
 from arcvdm.executors import executor_for, failed_record, problem_path
 from arcvdm.formats import MAX_ATTEMPTS, parse_task_entries
-from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.io import atomic_write_json, safe_name, writable_folder
 from arcvdm.scoring import score_task
 from arcvdm.tasks import Task
 
@@ -185,10 +185,12 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
                        settings: dict[str, Any] | None = None) -> None:
     """Write config.json (with the selected task ids) and environment.json; refuse to resume with a different config.
 
-    Written before any problem runs, so an interrupted run still tells the scorer which tasks it set out to solve.
+    Written before any problem runs (an unwritable `out` is refused here, before the backbone loads), so an
+    interrupted run still tells the scorer which tasks it set out to solve.
     A resume adds its selection to the recorded one: the folder holds the results of both. Vision runs pass no ids
     but their `settings` (shots, evaluation items), which a resume must match like the config.
     """
+    writable_folder(out)
     config_data = {**config.model_dump(mode="json"), "dataset": spec, **(settings or {})}
     if task_ids is not None:
         config_data["tasks"] = task_ids

@@ -87,10 +87,12 @@ def render(
     """Write each pair's frames as PNG and its transition video as GIF."""
     from arcvdm.codec import plan_for_task, render as render_grid
     from arcvdm.datasets import load_task_spec
+    from arcvdm.io import writable_folder
     from arcvdm.render import save_gif, save_png
     from arcvdm.trajectories import make_video
 
     t = load_task_spec(task, data_dir)
+    writable_folder(out)
     plan = plan_for_task(t, _layout(layout), height, width)  # type: ignore[arg-type]
     written = 0
     for split, pairs in (("train", t.train), ("test", t.test)):

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from arcvdm.baselines import CONCEPTARC_SOURCE, PUBLISHED
 from arcvdm.compare import Comparison
+from arcvdm.formats import PredictionSet
 from arcvdm.scoring import COMPUTE_FIELDS, ArcScore, Tally, VisionScore
 
 MAX_LISTED = 10
@@ -91,6 +92,12 @@ def _print_problems(s: ArcScore, console: Console) -> None:
         console.print(f"… and {len(s.malformed_files) - MAX_LISTED} more malformed files (--json lists all)")
     if s.unknown_tasks:
         console.print(f"[yellow]not in {s.dataset} (ignored):[/yellow] {len(s.unknown_tasks)} tasks", highlight=False)
+
+
+def print_unusable(pset: PredictionSet, consequence: str, console: Console) -> None:
+    """Name each problem file that could not be read, as `_print_problems` does for the scorer."""
+    for task in pset.unusable():
+        console.print(f"[yellow]malformed ({consequence})[/yellow] {task.source}: {task.reason()}", highlight=False, soft_wrap=True)
 
 
 def print_vision(s: VisionScore, console: Console) -> None:
