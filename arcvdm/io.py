@@ -84,6 +84,16 @@ def _probe(folder: Path, path: Path, flag: str, fix: str, is_file: bool = True) 
     return folder
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file. Nesting deeper than Python's recursion limit (`[` x 100000) is a ValueError like any
+    malformed JSON, never a RecursionError that would abort a whole folder."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply: arrays or objects thousands of levels deep") from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import hashlib
-import json
 import re
 import shutil
 import time
@@ -21,7 +20,7 @@ from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
 from arcvdm.executors import executor_for, failed_record, problem_path
 from arcvdm.formats import MAX_ATTEMPTS, parse_task_entries
-from arcvdm.io import atomic_write_json, safe_name, writable_folder
+from arcvdm.io import atomic_write_json, read_json, safe_name, writable_folder
 from arcvdm.scoring import score_task
 from arcvdm.tasks import Task
 
@@ -197,7 +196,7 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
     config_path = out / "config.json"
     if resume and config_path.exists():
         try:
-            previous = json.loads(config_path.read_text())
+            previous = read_json(config_path)
         except (OSError, ValueError) as e:
             raise ArcvdmError(f"{config_path}: unreadable ({e}); use a new --out, or --no-resume to start over") from None
         changed = _differences(_comparable(previous), _comparable(config_data))
@@ -219,7 +218,7 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
 
 def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
     """The config and dataset spec a run folder was made with (config.json minus its "dataset", "tasks", "vision" keys)."""
-    data = json.loads((Path(out) / "config.json").read_text())
+    data = read_json(Path(out) / "config.json")
     dataset = data.pop("dataset", None)
     data.pop("tasks", None)
     data.pop("vision", None)
@@ -239,7 +238,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 def read_record(path: Path) -> dict | None:
     """A problem file's record, or None when it is missing, unreadable or not a JSON object."""
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

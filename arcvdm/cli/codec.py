@@ -47,8 +47,8 @@ def check(
     from arcvdm.codec_check import Perturbation, check_tasks
     from arcvdm.datasets import load_dataset
 
+    perturbation = Perturbation(noise=noise, shift=shift, jpeg=jpeg)  # refused before the dataset loads
     tasks = load_dataset(dataset, data_dir)
-    perturbation = Perturbation(noise=noise, shift=shift, jpeg=jpeg)
     result = check_tasks(list(tasks), _layout(layout), perturbation, height, width, seed, workers)  # type: ignore[arg-type]
     if as_json:
         out = {"dataset": dataset, "layout": layout, "perturbation": str(perturbation), "height": height, "width": width,

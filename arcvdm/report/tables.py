@@ -38,15 +38,18 @@ def warnings(s: ArcScore) -> list[str]:
     lines = [s.attempts_warning] if s.attempts_warning else []
     if s.unanswered:
         shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
-        lines.append(f"{s.name}: {len(s.unanswered)} task(s) of {s.dataset} have no test output, so are not scored: {shown}")
+        n = len(s.unanswered)
+        lines.append(f"{s.name}: {n} task{' has' if n == 1 else 's have'} no test output in {s.dataset}, "
+                     f"so {'it is' if n == 1 else 'they are'} not scored: {shown}")
     return lines
 
 
 def scope_note(s: ArcScore) -> str:
     """Says when a run is scored on its own selection rather than the whole dataset (empty otherwise)."""
-    if s.scope != "run" or len(s.tasks) == s.dataset_tasks:
+    selected = len(s.tasks) + len(s.unanswered)
+    if s.scope != "run" or selected == s.dataset_tasks:
         return ""
-    return (f" · scored on {len(s.tasks)} of {s.dataset_tasks} tasks of {s.dataset} (the run's selection); "
+    return (f" · scored on {selected} of {s.dataset_tasks} tasks of {s.dataset} (the run's selection); "
             "--all-tasks counts the rest as missing")
 
 
