@@ -25,10 +25,10 @@ class Perturbation:
     jpeg: int | None = None
 
     def __post_init__(self) -> None:
-        # Out of range, these would silently check something else (a negative sigma is the same noise, a shift
-        # past 255 saturates, PIL clamps the quality).
-        if not 0 <= self.noise <= 255:
-            raise ArcvdmError(f"--noise {self.noise:g}: the noise sigma is on the 0-255 pixel scale: give 0 to 255 (e.g. 20)")
+        # Out of range, these would silently check something else (a negative sigma is the same noise as its
+        # absolute value, a shift past 255 saturates, PIL clamps the quality).
+        if not 0 <= self.noise < float("inf"):
+            raise ArcvdmError(f"--noise {self.noise:g}: the noise sigma (0-255 pixel scale) must be 0 or more (e.g. 20)")
         if not 0 <= self.shift <= 255:
             raise ArcvdmError(f"--shift {self.shift}: the per-channel colour shift is on the 0-255 pixel scale: give 0 to 255 (e.g. 25)")
         if self.jpeg is not None and not 1 <= self.jpeg <= 100:

@@ -106,7 +106,8 @@ def test_a_dataset_without_any_answer_is_refused(tmp_path, hostile):
 
 
 @pytest.mark.parametrize("flag, value, expected", [
-    ("--noise", "-5", "--noise -5: the noise sigma is on the 0-255 pixel scale"),
+    ("--noise", "-5", "--noise -5: the noise sigma (0-255 pixel scale) must be 0 or more"),
+    ("--noise", "nan", "--noise nan: the noise sigma"),
     ("--shift", "300", "--shift 300: the per-channel colour shift is on the 0-255 pixel scale"),
     ("--jpeg", "0", "--jpeg 0: JPEG quality runs from 1 to 100"),
     ("--jpeg", "101", "--jpeg 101: JPEG quality runs from 1 to 100"),
