@@ -121,3 +121,13 @@ def test_scoring_a_model_folder_points_to_its_submissions(baselines_dir, dataset
     model = baselines_dir / "claude_sonnet_20241022"
     message = one_line_refusal("score", str(model), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir))
     assert f"its predictions are in {model / 'submissions'}: arcvdm score {model / 'submissions'}" in message
+
+
+def test_a_deeply_nested_coco_file_is_one_line(tmp_path):
+    annotations = tmp_path / "coco" / "annotations" / "instances_val2017.json"
+    annotations.parent.mkdir(parents=True)
+    (tmp_path / "coco" / "val2017").mkdir()
+    annotations.write_text(DEEP)
+    result = CliRunner().invoke(app, ["vision", "run", "binary-segmentation", "--data", str(annotations), "--shots", "1",
+                                      "--seeds", "1", "--preset", "vision-smoke", "--out", str(tmp_path / "run")])
+    assert isinstance(result.exception, ArcvdmError) and "not a COCO annotation file" in str(result.exception)
