@@ -151,7 +151,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     layout = config.codec.layout
     unanswered = [j for j, p in enumerate(task.test) if p.output is None]
     if layout == "centered" and unanswered:  # every attempt would be undecodable: refuse before any training
-        raise ArcvdmError(f"{task.source or 'task'}: task {task.id}: test {unanswered[0]} has no output, and the centered "
+        raise ArcvdmError(f"{f'{task.source}: ' if task.source else ''}task {task.id}: test {unanswered[0]} has no output, and the centered "
                           "layout decodes with the output's size: use --layout anchored (size read from the frame), "
                           "or a dataset with answers")
     transforms = training_transforms(config)

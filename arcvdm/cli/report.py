@@ -48,7 +48,7 @@ def report_command(
     from arcvdm.formats import load_predictions
     from arcvdm.io import writable_folder
     from arcvdm.report.html import write_report
-    from arcvdm.report.tables import print_unusable, warnings
+    from arcvdm.report.tables import print_unusable, print_warnings
     from arcvdm.scoring import score
 
     pset = load_predictions(run)
@@ -56,9 +56,8 @@ def report_command(
         raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
     tasks = ground_truth([pset], dataset, data_dir)[1] if pset.family == "arc" else None
     index = write_report(pset, tasks, writable_folder(out or run / "report"))
-    errors = Console(stderr=True)
-    if tasks is not None:
-        for line in warnings(score(pset, tasks)):
-            errors.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
-    print_unusable(pset, "counted wrong, no page", errors)
+    stderr = Console(stderr=True)
+    if tasks is not None:  # what the summary line cannot say: attempts beyond k, tasks without answers
+        print_warnings(score(pset, tasks), stderr)
+    print_unusable(pset, "counted wrong, no page", stderr)
     Console().print(f"wrote {index}", highlight=False)

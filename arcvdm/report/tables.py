@@ -33,15 +33,16 @@ def attempts_note(s: ArcScore) -> str:
     return f"{s.attempts} attempt{'s' if s.attempts > 1 else ''}"
 
 
-def warnings(s: ArcScore) -> list[str]:
-    """Lines a reader must see next to the headline: attempts beyond k, tasks the dataset cannot score."""
+def print_warnings(s: ArcScore, console: Console) -> None:
+    """What a reader must see next to the headline: attempts beyond k, tasks the dataset cannot score."""
     lines = [s.attempts_warning] if s.attempts_warning else []
     if s.unanswered:
         shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
         n = len(s.unanswered)
         lines.append(f"{s.name}: {n} task{' has' if n == 1 else 's have'} no test output in {s.dataset}, "
                      f"so {'it is' if n == 1 else 'they are'} not scored: {shown}")
-    return lines
+    for line in lines:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def scope_note(s: ArcScore) -> str:
@@ -63,8 +64,7 @@ def print_score(s: ArcScore | VisionScore, console: Console) -> None:
         print_vision(s, console)
         return
     console.print(summary_line(s), highlight=False)
-    for line in warnings(s):
-        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    print_warnings(s, console)
     table = Table("level", "strict tasks", "per-output score", "test outputs", title="strict = every test output exact; "
                   "per-output = fraction of a task's outputs exact, summed", title_justify="left")
     n, outputs = len(s.tasks), s.outputs_total
@@ -116,8 +116,8 @@ def print_comparison(c: Comparison, console: Console) -> None:
     console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
                   "fraction of outputs exact; published rows have no predictions", highlight=False)
     console.print(c.scope_caption(), highlight=False)
-    for line in (line for s in arc for line in warnings(s)):
-        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    for s in arc:
+        print_warnings(s, console)
     if arc:
         k = max(s.attempts for s in arc)
         levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]
