@@ -194,6 +194,8 @@ def load_config(preset: str = "paper-arc", overrides: dict[str, Any] | None = No
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ArcvdmError(f"config {preset!r}: not valid YAML/JSON ({str(e).splitlines()[0]}): fix the file") from None
+        except RecursionError:
+            raise ArcvdmError(f"config {preset!r}: nested too deeply (thousands of levels) to be a config: fix the file") from None
         if not isinstance(data, dict):
             raise ArcvdmError(f"config {preset!r}: the top level must be a mapping of sections, got {type(data).__name__}: fix the file")
         data.setdefault("preset", path.stem)
