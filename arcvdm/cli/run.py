@@ -18,7 +18,7 @@ SLURM = "SLURM (with --executor slurm)"
 def run(
     dataset: str = typer.Argument(..., help="A dataset name (arc-agi-1/evaluation, conceptarc, ...) or a task file/folder."),
     out: str = typer.Option(..., "--out", "-o", help="The run folder, e.g. results/NAME."),
-    preset: str = typer.Option("paper-arc", help="paper-arc, paper-conceptarc, smoke, or a YAML/JSON config file."),
+    preset: str = typer.Option("paper-arc", help="paper-arc, paper-conceptarc, paper-ltx, smoke, or a YAML/JSON config file."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name (tiny, cogvideox1.5-5b-i2v) or a local pipeline folder."),
     tasks: Optional[str] = typer.Option(None, help="Only these task ids, comma-separated."),
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),

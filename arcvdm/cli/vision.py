@@ -39,7 +39,7 @@ def run(
     seeds: int = typer.Option(3, help="Problems per setting, seeds 0..S-1 (different shots and LoRA init), averaged."),
     eval_items: int = typer.Option(20, "--eval", help="Held-out items measured at every checkpoint (the same for every seed)."),
     out: str = typer.Option(..., "--out", "-o", help="The run folder, e.g. results/NAME."),
-    preset: str = typer.Option("paper", help="paper, paper-ablation (5 sampling steps for seg/pose), vision-smoke, or a YAML/JSON config."),
+    preset: str = typer.Option("paper", help="paper, paper-ablation (5 sampling steps for seg/pose), paper-ltx (LTX-Video's recipe), vision-smoke, or a YAML/JSON config."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name (tiny, cogvideox1.5-5b-i2v) or a local pipeline folder."),
     category: str = typer.Option("dog", help="COCO categories, comma-separated: the first is the segmented one."),
     classes: Optional[str] = typer.Option(None, help="TinyImageNet WordNet ids, comma-separated (at most 7; default: the paper's 7 classes)."),
