@@ -55,8 +55,8 @@ def run(
     lr: Optional[float] = typer.Option(None, help="train.lr", rich_help_panel="Ablations"),
     sample_steps: Optional[int] = typer.Option(None, help="sample.steps: denoising steps.", rich_help_panel="Ablations"),
     frames: Optional[int] = typer.Option(None, help="video.frames (8k+1).", rich_help_panel="Ablations"),
-    height: Optional[int] = typer.Option(None, help="video.height (multiple of 16).", rich_help_panel="Ablations"),
-    width: Optional[int] = typer.Option(None, help="video.width (multiple of 16).", rich_help_panel="Ablations"),
+    height: Optional[int] = typer.Option(None, help="video.height (multiple of 16; 32 for LTX-Video).", rich_help_panel="Ablations"),
+    width: Optional[int] = typer.Option(None, help="video.width (multiple of 16; 32 for LTX-Video).", rich_help_panel="Ablations"),
     device: Optional[str] = typer.Option(None, help="cuda, cuda:1, cpu, mps (default: automatic)."),
     dtype: Optional[str] = typer.Option(None, help="bf16, fp32 (default: bf16 on GPU, fp32 on CPU)."),
 ) -> None:
