@@ -107,6 +107,9 @@ def test_saved_adapter_loads_into_the_stock_pipeline_and_matches_generate(setup,
     assert ours.shape == (1, 9, SIZE, SIZE, 3)
     assert np.abs(theirs[-1] - ours[0, -1]).max() <= 1e-5  # the last frame is the prediction
     assert np.abs(theirs - base).max() > 1e-3  # the adapter changed the stock pipeline's output
+    # arcvdm.sample.generate is that float video rounded to uint8
+    rounded = np.clip(np.round(ours[0] * 255), 0, 255).astype(np.uint8)
+    assert np.array_equal(generate(backbone, [videos[0][0]], config, seed=7)[0], rounded)
     # with classifier-free guidance (paper-ltx samples at the pipeline's default 3): the empty negative prompt
     guided = config.model_copy(update={"sample": config.sample.model_copy(update={"guidance_scale": 3.0})})
     ours = backbone.generate(image, backbone.prompt_embeds(config.prompt), guided, [torch.Generator().manual_seed(7)])
