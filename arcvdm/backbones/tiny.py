@@ -9,6 +9,7 @@ import string
 import torch
 
 from arcvdm.backbones.cogvideox import SCHEDULER_5B
+from arcvdm.backbones.ltx import SCHEDULER_2B, VAE_2B
 from arcvdm.config import NEUTRAL_PROMPT
 
 # The diffusers test-suite's dummy VAE sizes plus the 1.5 latent convention (scale 0.7, inverted for images).
@@ -69,19 +70,12 @@ def tiny_tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
-    """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDPMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
+def tiny_t5(tokenizer, seed: int):
+    """A 2-layer T5 encoder of width TINY_TEXT_DIM over `tokenizer`'s vocabulary, seeded with `seed`."""
     from transformers import T5Config, T5EncoderModel
 
-    tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(
+    return T5EncoderModel(
         T5Config(
             vocab_size=len(tokenizer),
             d_model=TINY_TEXT_DIM,
@@ -94,6 +88,19 @@ def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int =
             eos_token_id=tokenizer.eos_token_id,
         )
     )
+
+
+def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
+    """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDPMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_t5(tokenizer, seed)
     torch.manual_seed(seed + 1)
     vae = AutoencoderKLCogVideoX(**TINY_VAE)
     torch.manual_seed(seed + 2)
@@ -104,5 +111,59 @@ def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int =
     )
     for model in (text_encoder, vae, transformer):
         model.eval()  # as from_pretrained leaves them: T5's dropout would otherwise perturb the prompt embedding
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# --- LTX-Video (`tiny-ltx`) ------------------------------------------------------------------------------------------
+
+# The 2B model's VAE wiring (x32 in space, x8 in time, causal encoder) at toy widths, so the shape rules are the
+# real ones: 9 x 64 x 64 videos -> 2 x 2 x 2 latents of 8 channels.
+TINY_LTX_VAE = {
+    **VAE_2B,
+    "latent_channels": 8,
+    "block_out_channels": (8,) * 4,
+    "decoder_block_out_channels": (8,) * 4,
+    "layers_per_block": (1,) * 5,
+    "decoder_layers_per_block": (1,) * 5,
+}
+
+TINY_LTX_TRANSFORMER = dict(
+    in_channels=8,
+    out_channels=8,
+    patch_size=1,
+    patch_size_t=1,
+    num_attention_heads=2,
+    attention_head_dim=16,
+    cross_attention_dim=32,
+    num_layers=1,
+    caption_channels=TINY_TEXT_DIM,
+)
+
+
+def build_tiny_ltx_pipeline(seed: int = 0):
+    """A fp32 CPU `LTXImageToVideoPipeline` with seeded random weights, identical on every machine.
+
+    The VAE's latents_mean / latents_std are seeded random too (the real ones are not 0 / 1), so tests see the
+    pipeline's latent normalisation at work."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_t5(tokenizer, seed)
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLLTXVideo(**TINY_LTX_VAE)
+    vae.latents_mean.normal_(0.0, 0.1)
+    vae.latents_std.uniform_(0.5, 1.5)
+    torch.manual_seed(seed + 2)
+    transformer = LTXVideoTransformer3DModel(**TINY_LTX_TRANSFORMER)
+    pipe = LTXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                                   scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B))
+    for model in (text_encoder, vae, transformer):
+        model.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
