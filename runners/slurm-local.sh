@@ -34,7 +34,8 @@ write_config() {
   cat >"$STATE/slurm.conf" <<EOF
 # Written by runners/slurm-local.sh: a single-node cluster for trying arcvdm's SLURM path.
 ClusterName=arcvdm-local
-SlurmctldHost=$(hostname -s)
+# Loopback addresses: a container's hostname need not resolve.
+SlurmctldHost=$(hostname -s)(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -57,7 +58,7 @@ ReturnToService=2
 # Refuse at submission what the node can never grant (more CPUs or memory) instead of leaving it pending.
 EnforcePartLimits=ALL
 KillWait=5
-$node
+$node NodeAddr=127.0.0.1
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -98,8 +99,11 @@ up() {
     --pid-file="$STATE/munge/munged.pid" --seed-file="$STATE/munge/munged.seed" --log-file="$STATE/log/munged.log"
   start slurmctld -D -f "$SLURM_CONF"
   start slurmd -D -f "$SLURM_CONF"
-  local waited=0 state
+  local waited=0 state name
   until [ "$(node_state)" = idle ]; do
+    for name in "${DAEMONS[@]}"; do
+      running "$name" || die "$name stopped: see $STATE/log/$name.out and $STATE/log/$name.log"
+    done
     if [ "$waited" -ge "$WAIT_S" ]; then
       state=$(node_state)
       die "node $(hostname -s) not idle after ${WAIT_S} s (sinfo: ${state:-no answer}); logs in $STATE/log"
