@@ -251,9 +251,12 @@ class SlurmQueue(JobWatch):
             return
         self.last = time.time()
         # --array lists each array task (12_3) rather than a pending range (12_[3-9%2]).
-        listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i", f"--user={self.user}"],
-                                capture_output=True, text=True)
-        if listed.returncode != 0:  # the controller did not answer: nothing is known, nothing concluded
+        try:
+            listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i", f"--user={self.user}"],
+                                    capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):  # no squeue, or a stuck controller: nothing is concluded
+            return
+        if listed.returncode != 0:  # the controller did not answer
             return
         queued = set(listed.stdout.split())
         for job in jobs:

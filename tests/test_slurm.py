@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_runner import images, problem_files  # results without timings, memory and where they ran; the PNGs
 
 ARCVDM = str(Path(sys.executable).parent / "arcvdm")
 FAST = ["--preset", "smoke", "--backbone", "tiny", "--steps", "2", "--eval-every", "1", "--sample-steps", "1",
         "--height", "48", "--width", "48"]
 GOOD = ["flip-h", "recolour"]
-VOLATILE = {"timings", "peak_memory_bytes", "worker"}  # measurements and where it ran, not results
 COUNTS = ("problems", "done", "failed", "skipped", "test_solved_strict", "failures")
 
 pytestmark = pytest.mark.slurm
@@ -29,15 +29,6 @@ def slurm_args(partition: str) -> list[str]:
     # What a CPU node of any size grants: no GPU, one core and 1 GB per problem.
     return ["--executor", "slurm", "--partition", partition, "--gpus-per-node", "0", "--cpus-per-task", "1",
             "--mem-gb", "1", "--time-min", "10"]
-
-
-def problem_files(out: Path) -> dict[str, dict]:
-    return {p.stem: {k: v for k, v in json.loads(p.read_text()).items() if k not in VOLATILE}
-            for p in sorted((out / "problems").glob("*.json"))}
-
-
-def images(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "problems").rglob("*.png"))}
 
 
 def counts(out: Path) -> dict:
