@@ -6,11 +6,14 @@ so resume and scoring never care where a problem ran.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
 import os
 import platform
 import random
 import shutil
+import subprocess
 import time
 import traceback
 from pathlib import Path
@@ -174,8 +177,8 @@ def run_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) 
 
 @EXECUTORS.register("slurm")
 def run_slurm(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
-    """One SLURM job array: one problem per array task, one GPU each; logs under <out>/slurm/."""
-    _run_array(slurm_executor(config, out), tasks, config, out, on_done)
+    """One SLURM job array: one problem per array task (`slurm.gpus_per_node` GPUs each); logs under <out>/slurm/."""
+    _run_array(slurm_executor(config, out), tasks, config, out, on_done, SlurmQueue())
 
 
 @EXECUTORS.register("submitit-local")
@@ -189,7 +192,7 @@ def run_submitit_local(tasks: list[Task], config: RunConfig, out: Path, on_done:
 
 
 def slurm_executor(config: RunConfig, out: Path) -> Any:
-    """A submitit SlurmExecutor with the SLURM options of `config.slurm` (one GPU, one task per array element)."""
+    """A submitit SlurmExecutor with the SLURM options of `config.slurm` (one task per array element)."""
     import submitit
 
     s = config.slurm
@@ -197,29 +200,105 @@ def slurm_executor(config: RunConfig, out: Path) -> Any:
     options = {
         "job_name": f"arcvdm-{Path(out).name}",
         "time": s.time_min,
-        "gpus_per_node": s.gpus_per_node,
         "cpus_per_task": s.cpus_per_task,
         "mem": f"{s.mem_gb}GB",
         "nodes": 1,
         "ntasks_per_node": 1,
         "array_parallelism": s.array_parallelism,
     }
+    # Unset or 0: no such request, so a partition without GPUs (no GRES) accepts the array.
     options.update({k: v for k, v in {"partition": s.partition, "account": s.account, "qos": s.qos,
-                                      "constraint": s.constraint}.items() if v})
+                                      "constraint": s.constraint, "gpus_per_node": s.gpus_per_node}.items() if v})
     executor.update_parameters(**options)
     return executor
 
 
-def _run_array(executor: Any, tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
-    jobs = executor.map_array(solve_tasks, [[t] for t in tasks], [config] * len(tasks), [str(out)] * len(tasks))
-    _wait(list(zip(jobs, [[t] for t in tasks])), config, out, on_done)
+class JobWatch:
+    """When a submitit job has ended, and why it left no result: submitit's own view (local workers)."""
+
+    def poll(self, jobs: list[Any]) -> None:
+        pass
+
+    def done(self, job: Any) -> bool:
+        return job.done()
+
+    def failure(self, job: Any) -> str:
+        error = job.exception()
+        if error is None:
+            return "worker ended without writing a result"
+        return f"worker died: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
 
 
-def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_done: OnDone) -> None:
+class SlurmQueue(JobWatch):
+    """Array tasks end when their result file appears or when `squeue` stops listing them; never asks `sacct`.
+
+    submitit learns that a job ended without a result (scancel, time limit, lost node, killed for memory) only from
+    `sacct`, which needs the cluster's accounting database: without one it warns at every poll and waits forever.
+    A task absent from `squeue` on two polls in a row, with no result file, has ended.
+    """
+
+    EVERY_S = 5.0  # squeue is a query to the controller that every user shares: not every second
+
+    def __init__(self) -> None:
+        import getpass
+
+        self.user = getpass.getuser()
+        self.absent: dict[str, int] = {}  # job id -> consecutive polls it was not listed
+        self.last = 0.0
+
+    def poll(self, jobs: list[Any]) -> None:
+        if time.time() - self.last < self.EVERY_S:
+            return
+        self.last = time.time()
+        # --array lists each array task (12_3) rather than a pending range (12_[3-9%2]).
+        try:
+            listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i", f"--user={self.user}"],
+                                    capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):  # no squeue, or a stuck controller: nothing is concluded
+            return
+        if listed.returncode != 0:  # the controller did not answer
+            return
+        queued = set(listed.stdout.split())
+        for job in jobs:
+            self.absent[job.job_id] = 0 if job.job_id in queued else self.absent.get(job.job_id, 0) + 1
+
+    def done(self, job: Any) -> bool:
+        return job.paths.result_pickle.exists() or self.absent.get(job.job_id, 0) >= 2
+
+    def failure(self, job: Any) -> str:
+        if job.paths.result_pickle.exists():
+            return super().failure(job)
+        # slurmstepd writes why it ended the task (CANCELLED, DUE TO TIME LIMIT, oom-kill) at the end of its log.
+        try:
+            lines = [line.strip() for line in job.paths.stderr.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            lines = []
+        last = lines[-1] if lines else "no log written"
+        return f"SLURM job {job.job_id} ended without a result: {last} (log {job.paths.stderr})"
+
+
+def _run_array(executor: Any, tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone,
+               watch: JobWatch | None = None) -> None:
+    from submitit.core.utils import FailedJobError
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes a refusal's stderr: it is in the error below
+            jobs = executor.map_array(solve_tasks, [[t] for t in tasks], [config] * len(tasks), [str(out)] * len(tasks))
+    except FailedJobError as e:  # sbatch refused the array: nothing was submitted, nothing is lost
+        refusal = (str(e).strip().splitlines() or ["no reason given"])[0]
+        raise ArcvdmError(f"the job array was refused ({refusal}): check --partition, --account, --qos, --time-min, "
+                          "--gpus-per-node (0 on a partition without GPUs), --cpus-per-task and --mem-gb against "
+                          "`sinfo --format '%P %l %c %m %G'`") from None
+    _wait(list(zip(jobs, [[t] for t in tasks])), config, out, on_done, watch)
+
+
+def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_done: OnDone,
+          watch: JobWatch | None = None) -> None:
     """Report problems as their files appear; a job that died without writing gets a failed record from here.
 
     The runner removes the stale records of pending problems first, so a file that exists is this run's result.
     """
+    watch = watch or JobWatch()
     reported: set[str] = set()
 
     def report_new() -> None:
@@ -230,7 +309,10 @@ def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_d
                     on_done(task.id)
 
     try:
-        while not all(job.done() for job, _ in jobs):
+        while True:
+            watch.poll([job for job, _ in jobs])
+            if all(watch.done(job) for job, _ in jobs):
+                break
             report_new()
             time.sleep(POLL_S)
     except KeyboardInterrupt:  # Ctrl-C stops the run everywhere; finished problems stay, a rerun resumes
@@ -239,12 +321,11 @@ def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_d
         raise
     report_new()
     for job, shard in jobs:
-        error = job.exception()
-        for task in shard:
-            if task.id in reported:
-                continue
-            reason = (f"worker died: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
-                      if error else "worker ended without writing a result")
+        unreported = [task for task in shard if task.id not in reported]
+        if not unreported:
+            continue
+        reason = watch.failure(job)
+        for task in unreported:
             atomic_write_json(problem_path(out, task.id), failed_record(task.id, reason, config, task.concept))
             reported.add(task.id)
             on_done(task.id)

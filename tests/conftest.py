@@ -4,7 +4,10 @@ The environment the suite runs in is set here, not inherited: a caller's $ARCVDM
 a hub cache, or a forced terminal width would otherwise change what the tests see.
 """
 
+import functools
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,35 @@ def baselines_dir() -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     return SAMPLES
+
+
+@functools.cache
+def slurm_partition() -> tuple[str | None, str]:
+    """The cluster's default partition (or its first), or None and why `slurm` tests cannot run here."""
+    if shutil.which("sbatch") is None:
+        return None, "no `sbatch` on PATH: start a cluster with `sudo bash runners/slurm-local.sh up`"
+    try:
+        listed = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"no SLURM cluster answers `sinfo` ({e})"
+    partitions = listed.stdout.split()
+    if listed.returncode != 0 or not partitions:
+        why = (listed.stderr.strip().splitlines() or ["no partition"])[-1]
+        return None, (f"no SLURM cluster answers `sinfo` ({why}): `runners/slurm-local.sh up` prints the "
+                      "SLURM_CONF to export")
+    default = [p for p in partitions if p.endswith("*")]
+    return (default or partitions)[0].rstrip("*"), ""
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("slurm"):
+        partition, why = slurm_partition()
+        if partition is None:
+            pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def partition() -> str:
+    """The SLURM partition `slurm` tests submit to (they are skipped before this is asked when there is none)."""
+    return slurm_partition()[0]

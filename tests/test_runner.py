@@ -161,6 +161,9 @@ def test_slurm_array_parameters_without_a_cluster(tmp_path, monkeypatch):
     sbatch = executor._make_submission_file_text("python job.py", "uid")
     for line in ("--partition=gpu", "--account=lab", "--time=90", "--gpus-per-node=1", "--mem=64GB", "--ntasks-per-node=1"):
         assert f"#SBATCH {line}" in sbatch
+    # 0 GPUs asks for none: a partition without GPUs refuses any --gpus-per-node request (even =0 on some versions).
+    cpu_only = slurm_executor(load_config("paper-arc", {"slurm.gpus_per_node": 0}), tmp_path)
+    assert "--gpus" not in cpu_only._make_submission_file_text("python job.py", "uid")
 
 
 def test_slurm_needs_sbatch(tmp_path, monkeypatch, tasks_of):

@@ -51,7 +51,7 @@ def run(
     qos: Optional[str] = typer.Option(None, help="slurm.qos", rich_help_panel=SLURM),
     constraint: Optional[str] = typer.Option(None, help="slurm.constraint", rich_help_panel=SLURM),
     time_min: Optional[int] = typer.Option(None, help="slurm.time_min: per problem.", rich_help_panel=SLURM),
-    gpus_per_node: Optional[int] = typer.Option(None, help="slurm.gpus_per_node", rich_help_panel=SLURM),
+    gpus_per_node: Optional[int] = typer.Option(None, help="slurm.gpus_per_node: GPUs per problem (0 on a partition without GPUs)", rich_help_panel=SLURM),
     cpus_per_task: Optional[int] = typer.Option(None, help="slurm.cpus_per_task", rich_help_panel=SLURM),
     mem_gb: Optional[int] = typer.Option(None, help="slurm.mem_gb", rich_help_panel=SLURM),
     array_parallelism: Optional[int] = typer.Option(None, help="slurm.array_parallelism: array tasks at once.", rich_help_panel=SLURM),
