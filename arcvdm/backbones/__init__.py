@@ -22,6 +22,7 @@ from arcvdm.registry import Registry
 # Family name -> "module:class" of its `Backbone` subclass (imported on first use: diffusers is slow to import).
 FAMILIES: Registry[str] = Registry("backbone family")
 FAMILIES.add("cogvideox", "arcvdm.backbones.cogvideox:CogVideoXBackbone")
+FAMILIES.add("wan", "arcvdm.backbones.wan:WanBackbone")
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,26 @@ def _random_cogvideox(device, dtype, force):
     return build_random_5b(device, dtype, force=force)
 
 
+def _tiny_wan(device, dtype, force):
+    from arcvdm.backbones.tiny import build_tiny_wan
+
+    return build_tiny_wan()
+
+
+def _random_wan(device, dtype, force):
+    from arcvdm.backbones.wan import build_random_14b
+
+    return build_random_14b(device, dtype, force=force)
+
+
 BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 heads x 16: tests and the CPU demo
 # 4 layers, 4 heads x 64 (3.4 M parameters): CPU benchmarks
 BACKBONES.add("small", BackboneSpec("cogvideox", build=partial(_tiny, num_layers=4, num_heads=4, head_dim=64)))
 BACKBONES.add("cogvideox1.5-5b-i2v", BackboneSpec("cogvideox", source="THUDM/CogVideoX1.5-5B-I2V"))
 BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_random_cogvideox))
+BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny_wan))  # 1 layer, 2 heads x 16, tiny UMT5 and CLIP
+BACKBONES.add("wan2.1-i2v-14b-480p", BackboneSpec("wan", source="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"))
+BACKBONES.add("wan2.1-i2v-14b-480p-random", BackboneSpec("wan", build=_random_wan))
 
 
 def family_class(family: str):
@@ -60,12 +76,13 @@ def family_class(family: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _family_of_pipeline(class_name: str, where: str) -> str:
+def _family_of_pipeline(index: dict, where: str) -> str:
+    """The family that claims this model_index.json (its pipeline class, and its config where a class is shared)."""
     for family in FAMILIES:
-        if class_name in family_class(family).pipeline_names:
+        if family_class(family).claims(index):
             return family
-    raise ArcvdmError(f"{where}: pipeline class {class_name!r} is not an image-to-video family arcvdm knows "
-                      f"({', '.join(FAMILIES)}); pass a folder of one of those pipelines")
+    raise ArcvdmError(f"{where}: pipeline class {index.get('_class_name')!r} is not an image-to-video family arcvdm "
+                      f"knows ({', '.join(FAMILIES)}); pass a folder of one of those pipelines")
 
 
 def family_of(name_or_path: str, offline: bool = True) -> str | None:
@@ -79,10 +96,12 @@ def family_of(name_or_path: str, offline: bool = True) -> str | None:
         if not index.is_file():
             raise ArcvdmError(f"{path}: no model_index.json here; pass a folder written by save_pretrained or a hub id")
         try:
-            class_name = json.loads(index.read_text())["_class_name"]
-        except (ValueError, KeyError) as e:
+            config = json.loads(index.read_text())
+        except ValueError as e:
             raise ArcvdmError(f"{index}: not a diffusers model_index.json ({e}); re-save the pipeline") from None
-        return _family_of_pipeline(class_name, str(index))
+        if not isinstance(config, dict) or "_class_name" not in config:
+            raise ArcvdmError(f"{index}: not a diffusers model_index.json (no _class_name); re-save the pipeline")
+        return _family_of_pipeline(config, str(index))
     if name_or_path.count("/") != 1:
         hint = ", or a local pipeline folder, or a hub id owner/name"
         raise ArcvdmError(BACKBONES.unknown_message(name_or_path) + hint)
@@ -91,11 +110,11 @@ def family_of(name_or_path: str, offline: bool = True) -> str | None:
     from diffusers import DiffusionPipeline
 
     try:
-        class_name = DiffusionPipeline.load_config(name_or_path)["_class_name"]
+        config = DiffusionPipeline.load_config(name_or_path)
     except OSError as e:
         raise ArcvdmError(f"cannot load backbone {name_or_path!r}: {str(e).splitlines()[0]} (download it on a machine "
                           "with hub access and pass the local folder)") from None
-    return _family_of_pipeline(class_name, name_or_path)
+    return _family_of_pipeline(config, name_or_path)
 
 
 def load_backbone(name_or_path: str, device: str | torch.device | None = None,

@@ -81,6 +81,12 @@ class Backbone(abc.ABC):
                                   f"(nearest: {_nearest(int(size), valid)}); set video.{what}")
 
     @classmethod
+    def claims(cls, index: dict) -> bool:
+        """Whether a pipeline folder's model_index.json (or a hub id's) is of this family: by default its
+        `_class_name`; families sharing a pipeline class tell themselves apart by its config."""
+        return index.get("_class_name") in cls.pipeline_names
+
+    @classmethod
     def pipeline_class(cls):
         return getattr(importlib.import_module("diffusers"), cls.pipeline_names[0])
 

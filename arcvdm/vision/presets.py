@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from arcvdm.config import RunConfig, load_config
+from arcvdm.config import PRESETS, RunConfig, load_config
 from arcvdm.registry import Registry
 from arcvdm.vision.families import Family
 
@@ -49,6 +49,9 @@ VISION_PRESETS.add("vision-smoke", _smoke)
 def vision_config(preset: str, family: Family, shots: int, overrides: dict[str, Any] | None = None) -> RunConfig:
     """RunConfig for one vision run: a vision preset (or a YAML/JSON config file), then flag overrides (None = unset)."""
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if preset in PRESETS and preset not in VISION_PRESETS:
+        # A backbone's own recipe (paper-wan, ...: arcvdm/config.py) brings its size, schedule and optimizer whole.
+        return load_config(preset, {"family": family.name, **flags})
     if preset in VISION_PRESETS or not Path(preset).is_file():
         settings = VISION_PRESETS.get(preset)(family, shots)  # unknown names fail here with "did you mean"
         config = load_config("paper-arc", {**settings, "family": family.name, **flags})
