@@ -23,6 +23,7 @@ from arcvdm.registry import Registry
 FAMILIES: Registry[str] = Registry("backbone family")
 FAMILIES.add("cogvideox", "arcvdm.backbones.cogvideox:CogVideoXBackbone")
 FAMILIES.add("wan", "arcvdm.backbones.wan:WanBackbone")
+FAMILIES.add("wan2.2", "arcvdm.backbones.wan22:Wan22Backbone")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,18 @@ def _random_wan(device, dtype, force):
     return build_random_14b(device, dtype, force=force)
 
 
+def _tiny_wan22(device, dtype, force):
+    from arcvdm.backbones.tiny import build_tiny_wan22
+
+    return build_tiny_wan22()
+
+
+def _random_wan22(device, dtype, force):
+    from arcvdm.backbones.wan22 import build_random_ti2v_5b
+
+    return build_random_ti2v_5b(device, dtype, force=force)
+
+
 BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 heads x 16: tests and the CPU demo
 # 4 layers, 4 heads x 64 (3.4 M parameters): CPU benchmarks
 BACKBONES.add("small", BackboneSpec("cogvideox", build=partial(_tiny, num_layers=4, num_heads=4, head_dim=64)))
@@ -69,6 +82,10 @@ BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_ran
 BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny_wan))  # 1 layer, 2 heads x 16, tiny UMT5 and CLIP
 BACKBONES.add("wan2.1-i2v-14b-480p", BackboneSpec("wan", source="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"))
 BACKBONES.add("wan2.1-i2v-14b-480p-random", BackboneSpec("wan", build=_random_wan))
+# Beyond the paper: Wan2.2 TI2V-5B (first-frame latent replacement, per-token timesteps, no image encoder)
+BACKBONES.add("tiny-wan2.2", BackboneSpec("wan2.2", build=_tiny_wan22))  # 1 layer, 2 heads x 16, tiny UMT5
+BACKBONES.add("wan2.2-ti2v-5b", BackboneSpec("wan2.2", source="Wan-AI/Wan2.2-TI2V-5B-Diffusers"))
+BACKBONES.add("wan2.2-ti2v-5b-random", BackboneSpec("wan2.2", build=_random_wan22))
 
 
 def family_class(family: str):

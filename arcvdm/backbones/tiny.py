@@ -108,7 +108,7 @@ def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int =
     return pipe
 
 
-# --- Wan2.1 image-to-video (arcvdm/backbones/wan.py) ----------------------------------------------------------------
+# --- Wan2.1 and Wan2.2 image-to-video (arcvdm/backbones/wan.py, wan22.py) -------------------------------------------
 
 TINY_WAN_TEXT_DIM = 32
 TINY_WAN_IMAGE_DIM = 8  # the CLIP vision width; the transformer's image projection reads it
@@ -168,3 +168,25 @@ def build_tiny_wan(seed: int = 0):
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
+
+def build_tiny_wan22(seed: int = 0):
+    """A fp32 CPU Wan2.2 TI2V `WanImageToVideoPipeline` (expand_timesteps, no image encoder): tiny UMT5, the 2.2 VAE
+    layout (z 48, pixel patch 2, residual, x16 spatial) at toy widths, the TI2V-5B scheduler; seeded."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
+
+    from arcvdm.backbones.wan22 import SCHEDULER_TI2V_5B, VAE_22
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_umt5(tokenizer, seed)
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(**{**VAE_22, "base_dim": 4, "decoder_base_dim": 4, "dim_mult": [1, 1, 1, 1],
+                              "num_res_blocks": 1}).eval()
+    torch.manual_seed(seed + 2)
+    z = vae.config.z_dim
+    transformer = tiny_wan_transformer(z, z, None)  # the first frame's clean latents replace the noisy ones
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+        scheduler=UniPCMultistepScheduler(**SCHEDULER_TI2V_5B), expand_timesteps=True,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -14,7 +14,7 @@ The objective is the one `WanImageToVideoPipeline` undoes at inference (`prepare
 - every step: u ~ U(0, 1), sigma = shift u / (1 + (shift - 1) u) with the shipped scheduler's flow_shift (3.0 for
   480P: the sigmas the sampler visits), x_t = (1 - sigma) x_0 + sigma noise, timestep = 1000 sigma, and the
   transformer predicts noise - x_0 under an unweighted MSE (finetrainers' target and weighting "none"; DiffSynth
-  draws the same shifted sigmas from a 1000-step table and reweights them).
+  draws shifted sigmas from a 1000-step table and reweights them; we keep the sampler's own shift and no weights).
 
 The pipeline conditions one image per call (its `prepare_latents` repeats the condition per generator), so
 `generate` runs it once per first frame. Wan2.2 TI2V (`arcvdm/backbones/wan22.py`) subclasses this module.
