@@ -59,6 +59,7 @@ VAE_22 = dict(
 # Wan-AI/Wan2.2-TI2V-5B-Diffusers scheduler/scheduler_config.json: Wan2.1's UniPC on flow sigmas, shift 5.0.
 SCHEDULER_TI2V_5B = {**SCHEDULER_WAN21_480P, "flow_shift": 5.0}
 
+
 class Wan22Backbone(WanBackbone):
     family = "wan2.2"
     label = "Wan2.2 TI2V"
