@@ -23,6 +23,8 @@ from arcvdm.registry import Registry
 FAMILIES: Registry[str] = Registry("backbone family")
 FAMILIES.add("cogvideox", "arcvdm.backbones.cogvideox:CogVideoXBackbone")
 FAMILIES.add("ltx", "arcvdm.backbones.ltx:LTXBackbone")
+FAMILIES.add("wan", "arcvdm.backbones.wan:WanBackbone")
+FAMILIES.add("wan2.2", "arcvdm.backbones.wan22:Wan22Backbone")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,28 @@ def _random_ltx(device, dtype, force):
     from arcvdm.backbones.ltx import build_random_2b
 
     return build_random_2b(device, dtype, force=force)
+def _tiny_wan(device, dtype, force):
+    from arcvdm.backbones.tiny import build_tiny_wan
+
+    return build_tiny_wan()
+
+
+def _random_wan(device, dtype, force):
+    from arcvdm.backbones.wan import build_random_14b
+
+    return build_random_14b(device, dtype, force=force)
+
+
+def _tiny_wan22(device, dtype, force):
+    from arcvdm.backbones.tiny import build_tiny_wan22
+
+    return build_tiny_wan22()
+
+
+def _random_wan22(device, dtype, force):
+    from arcvdm.backbones.wan22 import build_random_ti2v_5b
+
+    return build_random_ti2v_5b(device, dtype, force=force)
 
 
 BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 heads x 16: tests and the CPU demo
@@ -69,6 +93,13 @@ BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_ran
 BACKBONES.add("tiny-ltx", BackboneSpec("ltx", build=_tiny_ltx))  # 1 layer, 2 heads x 16, x32/x8 VAE: tests
 BACKBONES.add("ltx-video-2b-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video"))
 BACKBONES.add("ltx-video-2b-i2v-random", BackboneSpec("ltx", build=_random_ltx))
+BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny_wan))  # 1 layer, 2 heads x 16, tiny UMT5 and CLIP
+BACKBONES.add("wan2.1-i2v-14b-480p", BackboneSpec("wan", source="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"))
+BACKBONES.add("wan2.1-i2v-14b-480p-random", BackboneSpec("wan", build=_random_wan))
+# Beyond the paper: Wan2.2 TI2V-5B (first-frame latent replacement, per-token timesteps, no image encoder)
+BACKBONES.add("tiny-wan2.2", BackboneSpec("wan2.2", build=_tiny_wan22))  # 1 layer, 2 heads x 16, tiny UMT5
+BACKBONES.add("wan2.2-ti2v-5b", BackboneSpec("wan2.2", source="Wan-AI/Wan2.2-TI2V-5B-Diffusers"))
+BACKBONES.add("wan2.2-ti2v-5b-random", BackboneSpec("wan2.2", build=_random_wan22))
 
 
 def family_class(family: str):
@@ -76,12 +107,13 @@ def family_class(family: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _family_of_pipeline(class_name: str, where: str) -> str:
+def _family_of_pipeline(index: dict, where: str) -> str:
+    """The family that claims this model_index.json (its pipeline class, and its config where a class is shared)."""
     for family in FAMILIES:
-        if class_name in family_class(family).pipeline_names:
+        if family_class(family).claims(index):
             return family
-    raise ArcvdmError(f"{where}: pipeline class {class_name!r} is not an image-to-video family arcvdm knows "
-                      f"({', '.join(FAMILIES)}); pass a folder of one of those pipelines")
+    raise ArcvdmError(f"{where}: pipeline class {index.get('_class_name')!r} is not an image-to-video family arcvdm "
+                      f"knows ({', '.join(FAMILIES)}); pass a folder of one of those pipelines")
 
 
 def family_of(name_or_path: str, offline: bool = True) -> str | None:
@@ -95,10 +127,12 @@ def family_of(name_or_path: str, offline: bool = True) -> str | None:
         if not index.is_file():
             raise ArcvdmError(f"{path}: no model_index.json here; pass a folder written by save_pretrained or a hub id")
         try:
-            class_name = json.loads(index.read_text())["_class_name"]
-        except (ValueError, KeyError) as e:
+            config = json.loads(index.read_text())
+        except ValueError as e:
             raise ArcvdmError(f"{index}: not a diffusers model_index.json ({e}); re-save the pipeline") from None
-        return _family_of_pipeline(class_name, str(index))
+        if not isinstance(config, dict) or "_class_name" not in config:
+            raise ArcvdmError(f"{index}: not a diffusers model_index.json (no _class_name); re-save the pipeline")
+        return _family_of_pipeline(config, str(index))
     if name_or_path.count("/") != 1:
         hint = ", or a local pipeline folder, or a hub id owner/name"
         raise ArcvdmError(BACKBONES.unknown_message(name_or_path) + hint)
@@ -107,11 +141,11 @@ def family_of(name_or_path: str, offline: bool = True) -> str | None:
     from diffusers import DiffusionPipeline
 
     try:
-        class_name = DiffusionPipeline.load_config(name_or_path)["_class_name"]
+        config = DiffusionPipeline.load_config(name_or_path)
     except OSError as e:
         raise ArcvdmError(f"cannot load backbone {name_or_path!r}: {str(e).splitlines()[0]} (download it on a machine "
                           "with hub access and pass the local folder)") from None
-    return _family_of_pipeline(class_name, name_or_path)
+    return _family_of_pipeline(config, name_or_path)
 
 
 def load_backbone(name_or_path: str, device: str | torch.device | None = None,

@@ -165,5 +165,85 @@ def build_tiny_ltx_pipeline(seed: int = 0):
                                    scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B))
     for model in (text_encoder, vae, transformer):
         model.eval()
+# --- Wan2.1 and Wan2.2 image-to-video (arcvdm/backbones/wan.py, wan22.py) -------------------------------------------
+
+TINY_WAN_TEXT_DIM = 32
+TINY_WAN_IMAGE_DIM = 8  # the CLIP vision width; the transformer's image projection reads it
+
+
+def tiny_umt5(tokenizer, seed: int):
+    """A 2-layer UMT5 encoder (Wan's text encoder class) over `tokenizer`'s vocabulary."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    return UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=TINY_WAN_TEXT_DIM, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )).eval()
+
+
+def tiny_wan_transformer(in_channels: int, out_channels: int, image_dim: int | None):
+    """Wan's transformer wiring (patch 1x2x2, RMS q/k norm, cross-attention norm; image cross-attention when
+    `image_dim` is set), toy widths: 1 layer, 2 heads x 16."""
+    from diffusers import WanTransformer3DModel
+
+    heads, head_dim = 2, 16
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim, in_channels=in_channels,
+        out_channels=out_channels, text_dim=TINY_WAN_TEXT_DIM, freq_dim=32, ffn_dim=32, num_layers=1,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", image_dim=image_dim,
+        added_kv_proj_dim=heads * head_dim if image_dim else None, rope_max_seq_len=32,
+    ).eval()
+
+
+def build_tiny_wan(seed: int = 0):
+    """A fp32 CPU Wan2.1 `WanImageToVideoPipeline`: tiny UMT5, CLIP vision encoder and image processor, the 2.1 VAE
+    layout (z 16, x8 spatial) at toy widths, the 480P scheduler; seeded, identical on every machine."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    from arcvdm.backbones.wan import SCHEDULER_WAN21_480P
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_umt5(tokenizer, seed)
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True]).eval()
+    torch.manual_seed(seed + 2)
+    z = vae.config.z_dim
+    # noisy latents + (4 mask channels + image latents), concatenated on channels as prepare_latents builds them
+    transformer = tiny_wan_transformer(2 * z + vae.config.scale_factor_temporal, z, TINY_WAN_IMAGE_DIM)
+    torch.manual_seed(seed + 3)
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=TINY_WAN_IMAGE_DIM, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, patch_size=8, projection_dim=TINY_WAN_IMAGE_DIM)).eval()
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+        scheduler=UniPCMultistepScheduler(**SCHEDULER_WAN21_480P), image_encoder=image_encoder,
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_tiny_wan22(seed: int = 0):
+    """A fp32 CPU Wan2.2 TI2V `WanImageToVideoPipeline` (expand_timesteps, no image encoder): tiny UMT5, the 2.2 VAE
+    layout (z 48, pixel patch 2, residual, x16 spatial) at toy widths, the TI2V-5B scheduler; seeded."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline
+
+    from arcvdm.backbones.wan22 import SCHEDULER_TI2V_5B, VAE_22
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_umt5(tokenizer, seed)
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(**{**VAE_22, "base_dim": 4, "decoder_base_dim": 4, "dim_mult": [1, 1, 1, 1],
+                              "num_res_blocks": 1}).eval()
+    torch.manual_seed(seed + 2)
+    z = vae.config.z_dim
+    transformer = tiny_wan_transformer(z, z, None)  # the first frame's clean latents replace the noisy ones
+    pipe = WanImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+        scheduler=UniPCMultistepScheduler(**SCHEDULER_TI2V_5B), expand_timesteps=True,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from arcvdm.config import PAPER_LTX, RunConfig, load_config
+from arcvdm.config import PAPER_LTX, PAPER_WAN, RunConfig, load_config
 from arcvdm.registry import Registry
 from arcvdm.vision.families import Family
 
@@ -58,6 +58,7 @@ VISION_PRESETS.add("paper", _paper)
 VISION_PRESETS.add("paper-ablation", _paper_ablation)
 VISION_PRESETS.add("vision-smoke", _smoke)
 VISION_PRESETS.add("paper-ltx", _recipe(PAPER_LTX))  # the paper's Table 3 recipe for LTX-Video (its Table 2)
+VISION_PRESETS.add("paper-wan", _recipe(PAPER_WAN))  # the paper's Table 3 recipe for Wan2.1 (its Table 2)
 
 
 def vision_config(preset: str, family: Family, shots: int, overrides: dict[str, Any] | None = None) -> RunConfig:
