@@ -61,6 +61,8 @@ def _random_ltx(device, dtype, force):
     from arcvdm.backbones.ltx import build_random_2b
 
     return build_random_2b(device, dtype, force=force)
+
+
 def _tiny_wan(device, dtype, force):
     from arcvdm.backbones.tiny import build_tiny_wan
 

@@ -86,6 +86,8 @@ class Backbone(abc.ABC):
         if steps < cls.min_sample_steps:
             raise ArcvdmError(f"sample.steps = {steps}: {cls.label} samples with at least {cls.min_sample_steps} "
                               "denoising steps; set sample.steps")
+
+    @classmethod
     def claims(cls, index: dict) -> bool:
         """Whether a pipeline folder's model_index.json (or a hub id's) is of this family: by default its
         `_class_name`; families sharing a pipeline class tell themselves apart by its config."""

@@ -165,6 +165,10 @@ def build_tiny_ltx_pipeline(seed: int = 0):
                                    scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B))
     for model in (text_encoder, vae, transformer):
         model.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 # --- Wan2.1 and Wan2.2 image-to-video (arcvdm/backbones/wan.py, wan22.py) -------------------------------------------
 
 TINY_WAN_TEXT_DIM = 32
