@@ -195,10 +195,12 @@ def measure_backbone(name: str, device: str = "cuda", shape: tuple[int, int, int
             model_flops = record.get("train", {}).get("step_flops")
             record[key] = _or_out_of_memory(lambda: measure_training(backbone, run, train_steps, peak, model_flops))
         record["sample"] = _or_out_of_memory(lambda: measure_sampling(backbone, config))
-        step = next((record[k]["step_s"] for k in ("train", "train_gradient_checkpointing") if "step_s" in record[k]), None)
+        # paper-arc trains without checkpointing; with it only when that is what fits
+        key = next((k for k in ("train", "train_gradient_checkpointing") if "step_s" in record[k]), None)
         video = record["sample"].get("video_s")
-        record["projected_minutes_per_problem"] = (None if step is None or video is None
-                                                   else projected_minutes(config, step, video))
+        record["projected_minutes_per_problem"] = None if key is None or video is None else {
+            **projected_minutes(config, record[key]["step_s"], video),
+            "gradient_checkpointing": key != "train", "excludes": "encoding, decoding, model loading"}
     finally:
         del backbone
         gc.collect()

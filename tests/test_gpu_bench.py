@@ -48,6 +48,7 @@ def test_the_json_holds_every_figure_of_each_backbone(tmp_path):
     assert record["sample"]["steps"] == 2 and record["sample"]["video_s"] > 0
     minutes = record["projected_minutes_per_problem"]
     assert 0 < minutes["early_stop_at_second_checkpoint"] < minutes["fixed"]
+    assert minutes["gradient_checkpointing"] is False  # paper-arc's setting, when it fits
     header, row = table(report)
     assert header.split()[:3] == ["backbone", "shape", "step"] and row.split()[:2] == ["tiny", "9x32x32"]
 
