@@ -203,6 +203,8 @@ def measure_backbone(name: str, device: str = "cuda", shape: tuple[int, int, int
             "gradient_checkpointing": key != "train", "excludes": "encoding, decoding, model loading"}
     finally:
         del backbone
+        if compile:
+            torch._dynamo.reset()  # compiled code holds the module: the next backbone needs its memory
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

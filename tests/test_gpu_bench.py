@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from arcvdm.config import load_config
 from arcvdm.environment import load_line
@@ -74,3 +75,19 @@ def test_benchmarks_say_when_the_machine_is_busy(monkeypatch):
     assert "UNRELIABLE" in load_line() and f"on {cores} cores" in load_line()
     monkeypatch.setattr(os, "getloadavg", lambda: (cores / 2, 0.0, 0.0))
     assert "UNRELIABLE" not in load_line()
+
+
+def test_bench_train_pins_and_reports_its_threads():
+    from typer.testing import CliRunner
+
+    from arcvdm.cli import app
+
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, ["bench", "train", "--backbone", "tiny", "--height", "32", "--width", "32",
+                                          "--steps", "1", "--threads", "1", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)  # the pin is process-wide: later tests keep the suite's count
+    assert result.exit_code == 0, result.output
+    assert "torch threads 1" in result.output and "load average" in result.output
+    assert "time per training step" in result.output

@@ -70,6 +70,16 @@ def _peak_memory(device) -> str:
     return f"{peak_memory_bytes(device) / 2**30:.2f} GiB ({where})"
 
 
+def pin_threads(threads: int | None) -> int:
+    """Fix torch's CPU thread count (default: every core) so figures from different runs compare."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    return torch.get_num_threads()
+
+
 def _header(backbone, config) -> None:
     import torch
 
