@@ -59,6 +59,9 @@ class TrainConfig(_Section):
     warmup_steps: int = Field(0, ge=0)  # linear learning-rate warm-up; 0 = constant from the first step (the paper)
     gradient_checkpointing: bool = False
     early_stop: bool = True  # stop once no later checkpoint can change the attempts
+    # torch.compile the transformer (with the LoRA in place) for training and sampling (arcvdm/backbones/base.py
+    # `use_compile`). Off: compiling costs minutes per worker, and its gain on a GPU has not been measured yet.
+    compile: bool = False
 
 
 class SampleConfig(_Section):
@@ -122,6 +125,10 @@ class RunConfig(_Section):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    # Problems run at once on each GPU (on CPU: processes), each its own worker process with its own copy of the
+    # backbone; with SLURM, each array task solves this many problems concurrently on its GPU within slurm.time_min
+    # (arcvdm/executors.py). Results are a one-worker run's: every problem is seeded from the config alone.
+    workers_per_gpu: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _fits_the_backbone_family(self) -> "RunConfig":

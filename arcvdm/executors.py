@@ -1,4 +1,5 @@
-"""Where a dataset run's problems execute: in this process, one worker per local GPU, or a submitit job array (SLURM).
+"""Where a dataset run's problems execute: in this process, `workers_per_gpu` workers per local GPU, or a submitit job
+array (SLURM).
 
 Every executor ends in the same worker, `solve_tasks`, which writes `problems/<id>.json` itself,
 so resume and scoring never care where a problem ran.
@@ -75,7 +76,9 @@ def worker_info(backbone: Any) -> dict:
 
     device = getattr(backbone, "device", None)
     gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
-    return {"host": platform.node(), "device": str(device), "gpu": gpu}
+    dtype = getattr(backbone, "dtype", None)
+    return {"host": platform.node(), "device": str(device), "gpu": gpu,
+            "dtype": None if dtype is None else str(dtype).removeprefix("torch.")}
 
 
 def solve_and_record(task: Task, config: RunConfig, backbone: Any, out: Path, progress: Any = None) -> dict:
@@ -155,24 +158,41 @@ def visible_gpus() -> list[int]:
 
 @EXECUTORS.register("local")
 def run_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
-    """One worker per visible GPU (each its own CUDA_VISIBLE_DEVICES); in this process on CPU or a single GPU."""
-    # A device named by the user (cpu, mps, cuda:1) means this process only.
+    """`workers_per_gpu` worker processes per visible GPU (each its own CUDA_VISIBLE_DEVICES), or that many processes
+    on CPU or a named device; a single worker runs in this process."""
+    # A device named by the user (cpu, mps, cuda:1) means that device only, shared by the workers.
     gpus = visible_gpus() if config.device in (None, "cuda") else []
-    if len(gpus) <= 1:
+    n = config.workers_per_gpu
+    slots = [[gpu] for gpu in gpus for _ in range(n)] or [visible_gpus()] * n  # the GPUs each worker sees
+    if len(slots) <= 1:
         solve_tasks(tasks, config, out, on_done, progress=True)
         return
     import submitit
 
     executor = submitit.LocalExecutor(folder=out / "workers")
     jobs = []
-    for i, gpu in enumerate(gpus):
-        shard = tasks[i :: len(gpus)]
+    for i, seen in enumerate(slots):
+        shard = tasks[i :: len(slots)]
         if not shard:
             continue
         # A shard runs its problems one after another: give it the per-problem time limit for each.
-        executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu], timeout_min=config.slurm.time_min * len(shard))
+        executor.update_parameters(gpus_per_node=len(seen), visible_gpus=seen,
+                                   timeout_min=config.slurm.time_min * len(shard))
         jobs.append((executor.submit(solve_tasks, shard, config, str(out)), shard))
     _wait(jobs, config, out, on_done)
+
+
+def solve_together(tasks: list[Task], config: RunConfig, out: str | Path) -> list[str]:
+    """One SLURM array task's problems, all at once: a process each, sharing the task's GPU (`workers_per_gpu`)."""
+    if len(tasks) == 1:
+        return solve_tasks(tasks, config, out)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked child of a process that touched CUDA cannot use it.
+    with ProcessPoolExecutor(len(tasks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return [s for statuses in pool.map(solve_tasks, [[t] for t in tasks], [config] * len(tasks),
+                                           [str(out)] * len(tasks)) for s in statuses]
 
 
 @EXECUTORS.register("slurm")
@@ -281,15 +301,19 @@ def _run_array(executor: Any, tasks: list[Task], config: RunConfig, out: Path, o
                watch: JobWatch | None = None) -> None:
     from submitit.core.utils import FailedJobError
 
+    # With workers_per_gpu = N, an array task takes N problems and solves them at once on its GPU (one process
+    # each): portable, where sharing a GPU between array tasks needs the cluster's MPS or GPU-sharding setup.
+    n = config.workers_per_gpu
+    shards = [tasks[i : i + n] for i in range(0, len(tasks), n)]
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes a refusal's stderr: it is in the error below
-            jobs = executor.map_array(solve_tasks, [[t] for t in tasks], [config] * len(tasks), [str(out)] * len(tasks))
+            jobs = executor.map_array(solve_together, shards, [config] * len(shards), [str(out)] * len(shards))
     except FailedJobError as e:  # sbatch refused the array: nothing was submitted, nothing is lost
         refusal = (str(e).strip().splitlines() or ["no reason given"])[0]
         raise ArcvdmError(f"the job array was refused ({refusal}): check --partition, --account, --qos, --time-min, "
                           "--gpus-per-node (0 on a partition without GPUs), --cpus-per-task and --mem-gb against "
                           "`sinfo --format '%P %l %c %m %G'`") from None
-    _wait(list(zip(jobs, [[t] for t in tasks])), config, out, on_done, watch)
+    _wait(list(zip(jobs, shards)), config, out, on_done, watch)
 
 
 def _wait(jobs: list[tuple[Any, list[Task]]], config: RunConfig, out: Path, on_done: OnDone,

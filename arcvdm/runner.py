@@ -25,7 +25,7 @@ from arcvdm.scoring import score_task
 from arcvdm.tasks import Task
 
 # Keys that say where problems run or which ones, not what they compute: a resume may change them.
-EXECUTION_ONLY = ("slurm", "tasks")
+EXECUTION_ONLY = ("slurm", "tasks", "workers_per_gpu")
 
 
 @dataclass
@@ -213,7 +213,7 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
     for partial in (out / "problems").glob(".*.tmp"):  # a write cut short by a kill (atomic_write_* temporaries)
         partial.unlink(missing_ok=True)
     atomic_write_json(config_path, config_data)
-    atomic_write_json(out / "environment.json", environment_info())
+    atomic_write_json(out / "environment.json", environment_info(config))
 
 
 def read_run_config(out: str | Path) -> tuple[RunConfig, str]:

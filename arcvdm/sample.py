@@ -29,6 +29,7 @@ def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: 
     seed = s.seed if seed is None else seed
     prompt = backbone.prompt_embeds(config.prompt)
 
+    backbone.use_compile(config.train.compile)
     backbone.transformer.eval()
     videos = []
     for start in range(0, len(first_frames), s.batch_size):

@@ -62,7 +62,8 @@ class LoraTrainer:
         self.encoded = self.encode_videos(videos, progress)
         self.n_videos = len(videos)
 
-        # 2. The adapter: frozen base in the backbone dtype, LoRA weights in fp32 for the optimizer.
+        # 2. The adapter: frozen base in the backbone dtype (bf16 on CUDA by default), LoRA weights in fp32 for the
+        #    optimizer (AdamW updates of 1e-4 vanish in bf16's 8-bit mantissa).
         backbone.reset_lora()
         with torch.random.fork_rng(devices=[]):  # seeded LoRA init without touching the caller's RNG
             torch.manual_seed(config.train.seed)
@@ -76,6 +77,7 @@ class LoraTrainer:
             self.transformer.enable_gradient_checkpointing()
         else:
             self.transformer.disable_gradient_checkpointing()
+        backbone.use_compile(config.train.compile)  # after add_adapter: the LoRA layers are in the compiled graph
         self.params = [p for p in self.transformer.parameters() if p.requires_grad]
 
         # 3. AdamW at a constant learning rate after an optional linear warm-up (Wan2.1's recipe warms up 1000 steps).

@@ -37,6 +37,9 @@ def test_tiny_backbone_end_to_end(tmp_path, samples_dir):
     assert config["train"]["seed"] == config["sample"]["seed"] == 7
     environment = json.loads((out / "environment.json").read_text())
     assert environment["versions"]["torch"] and "python" in environment
+    # bf16 frozen weights on an accelerator, fp32 on CPU, and the attention kernel SDPA picks for them here
+    assert environment["dtype"] == ("float32" if environment["device"] == "cpu" else "bfloat16")
+    assert environment["attention"]["sdpa_kernel"] in {"FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"}
 
     for task_id, n_test in (("flip-h", 1), ("recolour", 2)):
         record = json.loads((out / "problems" / f"{task_id}.json").read_text())

@@ -218,3 +218,27 @@ def test_submitit_array_path_writes_the_same_files(tmp_path, reference_run):
     assert problem_files(tmp_path)["flip-h"] == problem_files(reference_run)["flip-h"]
     assert images(tmp_path) == {k: v for k, v in images(reference_run).items() if "flip-h" in k}
     assert list((tmp_path / "slurm").glob("*_log.out")), "submitit keeps each array task's log under <out>/slurm"
+
+
+def test_two_workers_per_gpu_write_the_one_worker_results(tmp_path, samples_dir, reference_run):
+    # On CPU: two worker processes, one problem each; every problem is seeded from the config alone.
+    from typer.testing import CliRunner
+
+    from arcvdm.cli import app
+
+    args = ["run", str(samples_dir), "--tasks", SAMPLE_IDS, "--out", str(tmp_path), *FAST, "--workers-per-gpu", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "workers").glob("*_log.out"))) == 2, "two worker processes ran"
+    assert problem_files(tmp_path) == problem_files(reference_run)
+    assert images(tmp_path) == images(reference_run)
+
+
+def test_an_array_task_solves_workers_per_gpu_problems_at_once(tmp_path, reference_run):
+    config, dataset = read_run_config(reference_run)
+    config = config.model_copy(update={"workers_per_gpu": 2})
+    summary = run_dataset(dataset, config, tmp_path, tasks=SAMPLE_IDS.split(","), executor="submitit-local",
+                          log=lambda *_: None)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert len(list((tmp_path / "slurm").glob("*_log.out"))) == 1, "one array task for both problems"
+    assert problem_files(tmp_path) == problem_files(reference_run)

@@ -220,3 +220,39 @@ def test_rows_choose_the_drawn_videos_deterministically(setup, config):
     # all rows spelled out is the default: the same epochs as a trainer that never chose rows
     assert LoraTrainer(backbone, three, config).train(3, progress=False, rows=[0, 1, 2]) == \
         LoraTrainer(backbone, three, config).train(3, progress=False)
+
+
+def test_compiled_training_and_sampling_match_eager(setup, config, monkeypatch):
+    """train.compile gives eager's losses and videos, for a first adapter and for a fresh one after reset_lora.
+
+    The aot_eager backend runs torch.compile's capture (dynamo, AOT autograd through peft's LoRA layers) without
+    inductor's C++ code generation, which takes minutes on a CPU; `arcvdm bench train --compile` measures inductor.
+    """
+    monkeypatch.setattr("arcvdm.backbones.base.COMPILE_BACKEND", "aot_eager")
+    backbone, _, videos, _ = setup
+    compiled = config.model_copy(update={"train": config.train.model_copy(update={"compile": True})})
+    eager_losses = LoraTrainer(backbone, videos, config).train(3, progress=False)
+    eager_video = generate(backbone, [videos[0][0]], config)
+    torch._dynamo.reset()
+    try:
+        for _ in range(2):  # the second problem: the adapter removed and a new one added under the compiled module
+            trainer = LoraTrainer(backbone, videos, compiled)
+            np.testing.assert_allclose(trainer.train(3, progress=False), eager_losses, rtol=1e-4)
+        video = generate(backbone, [videos[0][0]], compiled)
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1, "the transformer ran through torch.compile"
+        assert np.abs(video.astype(int) - eager_video.astype(int)).max() <= 1
+    finally:
+        backbone.use_compile(False)
+    assert backbone.transformer._compiled_call_impl is None
+
+
+def test_lora_weights_train_in_fp32_on_a_bf16_backbone(config):
+    backbone = load_backbone("tiny", device="cpu", dtype="bf16")
+    trainer = LoraTrainer(backbone, [transition_video(0)], config)
+    weights = dict(backbone.transformer.named_parameters())
+    lora = {n: p for n, p in weights.items() if "lora_" in n}
+    assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora.values())
+    assert all(p.dtype == torch.bfloat16 for n, p in weights.items() if n not in lora)
+    before = {n: p.detach().clone() for n, p in lora.items()}
+    assert np.isfinite(trainer.train(2, progress=False)).all()
+    assert any(not torch.equal(before[n], p) for n, p in lora.items()), "the fp32 LoRA weights were updated"

@@ -22,6 +22,10 @@ import torch
 
 from arcvdm.errors import ArcvdmError
 
+# torch.compile's backend for `train.compile`; the loss-agreement test swaps in "aot_eager" (same capture, no C++
+# code generation, which takes minutes on a CPU).
+COMPILE_BACKEND = "inductor"
+
 
 def _nearest(value: int, valid) -> str:
     below = max((v for v in valid if v <= value), default=None)
@@ -129,6 +133,19 @@ class Backbone(abc.ABC):
             raise ArcvdmError(f"lora.targets = {targets!r} is not available for {cls.label}; "
                               f"use one of {', '.join(cls.lora_modules)}")
         return cls.lora_modules[targets]
+
+    def use_compile(self, enabled: bool) -> None:
+        """Run the transformer's forward through `torch.compile` (training and sampling alike) or eagerly again.
+
+        `nn.Module.compile` wraps the module's call in place, so the LoRA layers peft adds or removes later are
+        traced too: a new adapter per problem only costs a recompilation, never a stale graph. diffusers'
+        `compile_repeated_blocks` would compile less, but each family names its blocks differently.
+        """
+        compiled = self.transformer._compiled_call_impl is not None
+        if enabled and not compiled:
+            self.transformer.compile(backend=COMPILE_BACKEND)
+        elif not enabled and compiled:
+            self.transformer._compiled_call_impl = None  # what nn.Module.compile set: back to the eager call
 
     def reset_lora(self) -> None:
         """Remove any LoRA so the next problem trains from the frozen base weights."""

@@ -1,13 +1,14 @@
-"""Backbone benchmarks: `arcvdm bench train --backbone tiny --frames 9 --height 64 --width 64` (and `bench sample`)."""
+"""Backbone benchmarks: `arcvdm bench train --backbone tiny --frames 9 --height 64 --width 64`, `bench sample`, and
+`bench gpu` (every full-size random backbone on a GPU, `arcvdm/gpu_bench.py`)."""
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import typer
 
 from arcvdm.cli.app import bench_app
+from arcvdm.gpu_bench import random_videos, sync, timed
 
 BACKBONE = typer.Option("tiny", help="Registered name, local pipeline folder or hub id.")
 FRAMES = typer.Option(9, help="Video frames (8k+1).")
@@ -16,6 +17,8 @@ WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16; 32 for LTX
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps (default: the best present).")
 DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")
 FORCE = typer.Option(False, "--force", help="Build a full-size random model even if its weights exceed free memory.")
+THREADS = typer.Option(None, help="torch CPU threads, pinned for the whole benchmark (default: the machine's cores).")
+COMPILE = typer.Option(False, "--compile", help="train.compile: torch.compile the transformer (compilation untimed).")
 
 
 def _config(backbone, frames, height, width, device, dtype, **overrides):
@@ -23,13 +26,6 @@ def _config(backbone, frames, height, width, device, dtype, **overrides):
 
     return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
                                      "video.width": width, "device": device, "dtype": dtype, **overrides})
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _TransformerClock:
@@ -41,25 +37,16 @@ class _TransformerClock:
         self._handles = [t.register_forward_pre_hook(self._enter), t.register_forward_hook(self._exit)]
 
     def _enter(self, *_):
-        _sync(self.device)
+        sync(self.device)
         self._start = time.perf_counter()
 
     def _exit(self, *_):
-        _sync(self.device)
+        sync(self.device)
         self.seconds += time.perf_counter() - self._start
 
     def close(self):
         for h in self._handles:
             h.remove()
-
-
-@contextmanager
-def _timer(device, out: list):
-    _sync(device)
-    start = time.perf_counter()
-    yield
-    _sync(device)
-    out.append(time.perf_counter() - start)
 
 
 def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
@@ -71,7 +58,7 @@ def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
     a @ b
     times = []
     for _ in range(reps):
-        with _timer(device, times):
+        with timed(device, times):
             a @ b
     return 2 * n**3 / min(times)
 
@@ -83,23 +70,24 @@ def _peak_memory(device) -> str:
     return f"{peak_memory_bytes(device) / 2**30:.2f} GiB ({where})"
 
 
-def _random_videos(config, n: int, seed: int = 0):
-    import numpy as np
-
-    v = config.video
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (v.frames, v.height, v.width, 3), dtype=np.uint8) for _ in range(n)]
-
-
-def _header(backbone, config) -> None:
+def pin_threads(threads: int | None) -> int:
+    """Fix torch's CPU thread count (default: every core) so figures from different runs compare."""
     import os
 
     import torch
 
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    return torch.get_num_threads()
+
+
+def _header(backbone, config) -> None:
+    import torch
+
+    from arcvdm.environment import load_line
+
     v = config.video
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews every figure below
-    typer.echo(f"{backbone!r}\nvideo {v.frames}x{v.height}x{v.width} | "
-               f"torch threads {torch.get_num_threads()} | load average {load}")
+    typer.echo(f"{backbone!r}\nvideo {v.frames}x{v.height}x{v.width} | torch threads {torch.get_num_threads()} | "
+               f"compile {'on' if config.train.compile else 'off'} | {load_line()}")
 
 
 def _figures(rows: list[tuple[str, str]]) -> None:
@@ -122,6 +110,8 @@ def bench_train(
     device: str = DEVICE,
     dtype: str = DTYPE,
     force: bool = FORCE,
+    threads: int = THREADS,
+    compile: bool = COMPILE,
 ) -> None:
     """Time LoRA training steps: per step, share outside the transformer, peak memory, FLOPs and fraction of peak."""
     import torch
@@ -132,25 +122,32 @@ def bench_train(
 
     config = _config(backbone, frames, height, width, device, dtype, **{
         "lora.rank": rank, "lora.targets": targets, "train.batch_size": batch_size,
-        "train.gradient_checkpointing": gradient_checkpointing})
+        "train.gradient_checkpointing": gradient_checkpointing, "train.compile": compile})
+    pin_threads(threads)
     bb = load_backbone(config.backbone, config.device, config.dtype, force=force)
     _header(bb, config)
     encode = []
-    with _timer(bb.device, encode):
-        trainer = LoraTrainer(bb, _random_videos(config, batch_size), config)
+    with timed(bb.device, encode):
+        trainer = LoraTrainer(bb, random_videos(config, batch_size), config)
     lora_params = sum(p.numel() for p in trainer.params)
 
+    bb.use_compile(False)  # the counting mode sees eager operators only
     with FlopCounterMode(display=False) as counter:  # one real step, counted: forward + backward as executed
         trainer.train_step(*trainer.draw_batch())
     step_flops = counter.get_total_flops()
+    compiling = []
+    if compile:
+        bb.use_compile(True)
+        with timed(bb.device, compiling):  # the first compiled step compiles forward and backward
+            trainer.train_step(*trainer.draw_batch())
 
     clock = _TransformerClock(bb)
     totals, backwards = [], []
     for _ in range(steps):  # LoraTrainer.train_step, spelled out to time the backward pass on its own
         batch = trainer.draw_batch()
-        with _timer(bb.device, totals):
+        with timed(bb.device, totals):
             loss = trainer.loss(*batch)
-            with _timer(bb.device, backwards):
+            with timed(bb.device, backwards):
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(trainer.params, config.train.max_grad_norm)
             trainer.optimizer.step()
@@ -163,6 +160,7 @@ def bench_train(
     _figures([
         ("LoRA parameters", f"{lora_params:,} (rank {rank}, {targets})"),
         ("encode once (VAE + prompt)", f"{encode[0]:.3f} s for {batch_size} videos, outside the loop"),
+        *([("compilation", f"{compiling[0]:.1f} s (first compiled step, untimed below)")] if compile else []),
         ("time per training step", f"{step:.4f} s (batch {batch_size}, mean of {steps})"),
         ("outside the transformer", f"{100 * max(step - in_transformer, 0.0) / step:.1f}% of a step"),
         ("peak memory", _peak_memory(bb.device)),
@@ -187,6 +185,8 @@ def bench_sample(
     device: str = DEVICE,
     dtype: str = DTYPE,
     force: bool = FORCE,
+    threads: int = THREADS,
+    compile: bool = COMPILE,
 ) -> None:
     """Time sampling: per denoising step, share outside the transformer (VAE, scheduler), memory, FLOPs, fraction of peak."""
     from arcvdm.backbones import load_backbone
@@ -194,18 +194,21 @@ def bench_sample(
     from arcvdm.train import LoraTrainer
 
     config = _config(backbone, frames, height, width, device, dtype, **{
-        "sample.steps": steps, "sample.batch_size": batch_size, "lora.rank": max(rank, 1)})
+        "sample.steps": steps, "sample.batch_size": batch_size, "lora.rank": max(rank, 1), "train.compile": compile})
+    pin_threads(threads)
     bb = load_backbone(config.backbone, config.device, config.dtype, force=force)
     _header(bb, config)
-    videos = _random_videos(config, batch_size)
+    videos = random_videos(config, batch_size)
     if rank > 0:
         LoraTrainer(bb, videos[:1], config)  # an adapter on the attention, as when sampling a checkpoint
     first_frames = [v[0] for v in videos]
-    generate(bb, first_frames, config)  # warm-up
+    warm_up = []
+    with timed(bb.device, warm_up):
+        generate(bb, first_frames, config)  # warm-up (and compilation with --compile)
     clock = _TransformerClock(bb)
     totals = []
     for _ in range(repeats):
-        with _timer(bb.device, totals):
+        with timed(bb.device, totals):
             generate(bb, first_frames, config)
     clock.close()
     call = sum(totals) / repeats
@@ -213,6 +216,7 @@ def bench_sample(
     achieved = forward * batch_size * steps * repeats / clock.seconds
     peak = _matmul_peak(bb.device, bb.dtype)
     _figures([
+        ("warm-up call", f"{warm_up[0]:.1f} s{' (includes compilation)' if compile else ''}, untimed below"),
         ("time per pipeline call", f"{call:.4f} s ({batch_size} video(s), {steps} steps, mean of {repeats})"),
         ("time per sampling step", f"{call / steps:.4f} s"),
         ("outside the transformer", f"{100 * max(call - clock.seconds / repeats, 0.0) / call:.1f}% of a call (VAE etc.)"),
@@ -222,3 +226,30 @@ def bench_sample(
         ("device matmul peak", f"{peak / 1e12:.4f} TFLOP/s ({str(bb.dtype).removeprefix('torch.')} matmul measured now)"),
         ("fraction of peak", f"{100 * achieved / peak:.1f}%"),
     ])
+
+
+@bench_app.command("gpu")
+def bench_gpu(
+    out: str = typer.Option("results/gpu-bench.json", "--out", "-o", help="The JSON file written (after every backbone)."),
+    backbones: str = typer.Option(None, help="Comma-separated names (default: every registered *-random backbone)."),
+    budget_s: float = typer.Option(420.0, help="Skip the backbones left once the budget cannot hold another one."),
+    train_steps: int = typer.Option(3, help="Timed training steps per setting (after the untimed counted step)."),
+    sample_steps: int = typer.Option(50, help="Denoising steps of the timed video."),
+    compile: bool = COMPILE,
+    threads: int = THREADS,
+    force: bool = FORCE,
+) -> None:
+    """What a paper-arc problem costs on this GPU: per full-size random backbone at the paper's shape, training step
+    time and MFU, peak memory with and without gradient checkpointing, a 50-step video, projected minutes per problem."""
+    from arcvdm.gpu_bench import require_cuda, run_gpu_bench, table
+
+    require_cuda()  # before anything is loaded: one line and exit 2 on a machine without a GPU
+    pin_threads(threads)
+    names = [n.strip() for n in backbones.split(",") if n.strip()] if backbones else None
+    report = run_gpu_bench(out, names, budget_s, log=typer.echo, train_steps=train_steps, sample_steps=sample_steps,
+                           compile=compile, force=force)
+    for line in table(report):
+        typer.echo(line)
+    typer.echo(f"written {out}")
+    if any(r.get("error") for r in report["backbones"]):
+        raise typer.Exit(1)

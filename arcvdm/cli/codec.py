@@ -118,6 +118,7 @@ def bench_codec(
     from arcvdm.codec import LAYOUTS, decode, plan_for_task, render as render_grid
     from arcvdm.codec_check import labelled_grids, reference_decode
     from arcvdm.datasets import load_dataset
+    from arcvdm.environment import load_line
 
     tasks = list(load_dataset(dataset, data_dir))[:limit]
     table = Table("layout", "grids", "render ms/grid", "decode ms/grid", "reference ms/grid", "reference/decode", "agree",
@@ -144,3 +145,4 @@ def bench_codec(
         table.add_row(layout, str(grids), ms(t_render), ms(t_decode), ms(t_reference), f"{t_reference / max(t_decode, 1e-12):.1f}x", f"{agree}/{grids}")
     Console().print(table)
     typer.echo("decode: anchored reads the size from the frame; the reference is given the size in both layouts.")
+    typer.echo(load_line())

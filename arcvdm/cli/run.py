@@ -23,6 +23,8 @@ def run(
     tasks: Optional[str] = typer.Option(None, help="Only these task ids, comma-separated."),
     limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
     executor: str = typer.Option("local", help="local: this machine, one worker per visible GPU; slurm: one job array."),
+    workers_per_gpu: Optional[int] = typer.Option(
+        None, help="Problems at once per GPU (on CPU: processes), each worker its own process; with slurm, per array task."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip finished problems (default) or start over."),
     data_dir: Optional[str] = typer.Option(None, help="Where the datasets live (default: $ARCVDM_DATA, then the user cache)."),
     steps: Optional[int] = typer.Option(None, help="train.steps: the fixed training schedule.", rich_help_panel="Training"),
@@ -70,7 +72,7 @@ def run(
         "selection.attempts": attempts, "selection.rule": selection, "device": device, "dtype": dtype,
         "slurm.partition": partition, "slurm.account": account, "slurm.qos": qos, "slurm.constraint": constraint,
         "slurm.time_min": time_min, "slurm.gpus_per_node": gpus_per_node, "slurm.cpus_per_task": cpus_per_task,
-        "slurm.mem_gb": mem_gb, "slurm.array_parallelism": array_parallelism,
+        "slurm.mem_gb": mem_gb, "slurm.array_parallelism": array_parallelism, "workers_per_gpu": workers_per_gpu,
     }
     overrides.update(parse_set(set_ or []))
     config = load_config(preset, overrides)
