@@ -207,22 +207,34 @@ def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, c
     return middle[:, :, (n - 1) // 2 : n // 2 + 1].mean(axis=2)
 
 
-def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True,
+             start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest reference colour per cell; with correction, remove the mean offset to the nearest colours and redo.
 
     Returns (labels, offset). Generated frames drift in colour as a whole, so one global offset is estimated.
+    `start`, another first guess of the offset (the anchored decoder's line colour): both guesses are refined
+    and the one whose cells lie closer to their colours wins (a few coloured cells can lock the search from
+    no offset onto a neighbouring colour: red read as orange under a shift towards orange).
     """
     refs = references.astype(np.float64)
-    offset = np.zeros(3)
-    labels = _nearest(colours, refs)
-    for _ in range(3 if color_correction else 0):
-        new_offset = _mean_offset(colours, refs[labels])
-        new_labels = _nearest(colours - new_offset, refs)
-        offset = new_offset
-        if np.array_equal(new_labels, labels):
-            break
-        labels = new_labels
-    return labels, offset
+    if not color_correction:
+        return _nearest(colours, refs), np.zeros(3)
+    best = None
+    for guess in [np.zeros(3)] + ([np.asarray(start, np.float64)] if start is not None else []):
+        labels = _nearest(colours - guess, refs)
+        offset = guess
+        for _ in range(3):
+            offset = _usable_mean(colours - refs[labels], refs[labels])
+            new_labels = _nearest(colours - offset, refs)
+            if np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+        if start is None:
+            return labels, offset
+        residual = _usable_mean(np.abs(colours - offset - refs[labels]), refs[labels]).sum()
+        if best is None or residual < best[0]:
+            best = (residual, labels, offset)
+    return best[1], best[2]
 
 
 # A channel value this close to 0 or 255 clips under a shift (black stays 0 when shifted down, white 255 when
@@ -230,10 +242,10 @@ def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool
 _UNCLIPPED = (32, 223)
 
 
-def _mean_offset(colours: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Mean of `colours - expected` per channel over the cells whose expected value cannot clip (0 where none)."""
+def _usable_mean(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Mean of `values` per channel over the cells whose `expected` colour cannot clip there; 0 where none."""
     usable = (expected >= _UNCLIPPED[0]) & (expected <= _UNCLIPPED[1])
-    total = np.where(usable, colours - expected, 0.0).reshape(-1, 3).sum(0)
+    total = np.where(usable, values, 0.0).reshape(-1, 3).sum(0)
     count = usable.reshape(-1, 3).sum(0)
     return np.divide(total, count, out=np.zeros(3), where=count > 0)
 
@@ -318,7 +330,13 @@ def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int
     h, w = shape
     top, left = plan.origin  # type: ignore[misc]
     colours = cell_colours(frame, top, left, cell, h + 1, w + 1)
-    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction)
+    # The line colour as shown (median of the lines after the first cell row and column, cells on both sides):
+    # how far the frame's colours have shifted, measured on a colour that never clips.
+    y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
+    lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period].reshape(-1, 3),
+                            frame[top + LINE_PX : top + (h + 1) * period, x : x + LINE_PX].reshape(-1, 3)])
+    start = np.median(lines, axis=0) - LINE
+    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, start)
     marker = labels == MARKER_LABEL
     if not (marker[h].all() and marker[:, w].all()):
         return None

@@ -91,8 +91,7 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     solved: set[str] = set()  # test-solved keys, judged once for both the bar and the summary
     pending: list[Task] = []
     for p in problems:
-        if p.error is not None:
-            log(f"failed: {p.error}")
+        if p.error is not None:  # listed with the other failures at the end (`arcvdm run` prints them once)
             records[p.key] = failed_record(p.key, p.error, config)
             if p.writable:
                 atomic_write_json(problem_path(out, p.key), records[p.key])
