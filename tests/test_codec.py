@@ -186,3 +186,14 @@ def test_anchored_every_output_fits_on_any_plan_and_the_smallest_canvas():
     plan = plan_for_grids([np.zeros((1, 1))], "anchored", 192, 192)
     big = np.random.default_rng(0).integers(0, 10, (30, 30)).astype(np.uint8)
     assert np.array_equal(decode(render(big, plan), plan).grid.array, big)
+
+
+@pytest.mark.parametrize("layout", ["centered", "anchored"])
+def test_grids_that_failed_under_the_combined_perturbation(all_tasks, layout):
+    # A lone orange cell read as red (the offset estimate pulled by clipped black and white cells), and a grid
+    # with two coloured cells whose search from no offset settled on orange for red.
+    combined = Perturbation(noise=20, shift=25, jpeg=75)
+    cases = [("arc-agi-2/evaluation", "20a9e565"), ("arc-agi-1/training", "d4a91cb9")]
+    tasks = [next(t for t in all_tasks[name] if t.id == task_id) for name, task_id in cases]
+    result = check_tasks(tasks, layout, combined, workers=1)
+    assert result.grids == 18 and result.exact == result.grids, result.failures
