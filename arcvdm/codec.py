@@ -212,40 +212,48 @@ def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool
     """Nearest reference colour per cell; with correction, remove the mean offset to the nearest colours and redo.
 
     Returns (labels, offset). Generated frames drift in colour as a whole, so one global offset is estimated.
-    `start`, another first guess of the offset (the anchored decoder's line colour): both guesses are refined
-    and the one whose cells lie closer to their colours wins (a few coloured cells can lock the search from
-    no offset onto a neighbouring colour: red read as orange under a shift towards orange).
+    `start`, another first guess of the offset (the anchored decoder's line colour): when it labels the cells
+    differently, both guesses are refined and the one whose cells lie closer to their colours wins (a few
+    coloured cells can lock the search from no offset onto a neighbouring colour: red read as orange under a
+    shift towards orange).
     """
     refs = references.astype(np.float64)
+    labels = _nearest(colours, refs)
     if not color_correction:
-        return _nearest(colours, refs), np.zeros(3)
-    best = None
-    for guess in [np.zeros(3)] + ([np.asarray(start, np.float64)] if start is not None else []):
-        labels = _nearest(colours - guess, refs)
-        offset = guess
-        for _ in range(3):
-            offset = _usable_mean(colours - refs[labels], refs[labels])
-            new_labels = _nearest(colours - offset, refs)
-            if np.array_equal(new_labels, labels):
-                break
-            labels = new_labels
-        if start is None:
-            return labels, offset
-        residual = _usable_mean(np.abs(colours - offset - refs[labels]), refs[labels]).sum()
-        if best is None or residual < best[0]:
-            best = (residual, labels, offset)
-    return best[1], best[2]
+        return labels, np.zeros(3)
+    # A channel read at (or next to) 0 or 255 may have clipped (black shifted down stays 0, white shifted up
+    # stays 255) and would pull the estimate towards no shift: offsets are measured on the other readings.
+    usable = (colours >= _UNCLIPPED[0]) & (colours <= _UNCLIPPED[1])
+    searches = [_refine(colours, refs, usable, labels)]
+    if start is not None:
+        labels_from_start = _nearest(colours - start, refs)
+        if not np.array_equal(labels_from_start, labels):
+            searches.append(_refine(colours, refs, usable, labels_from_start))
+    if len(searches) == 1:
+        return searches[0]
+    residuals = [_usable_mean(np.abs(colours - offset - refs[found]), usable).sum() for found, offset in searches]
+    return searches[int(np.argmin(residuals))]
 
 
-# A channel value this close to 0 or 255 clips under a shift (black stays 0 when shifted down, white 255 when
-# shifted up), so it would pull the estimate towards no shift: the offset is measured on the other channels.
-_UNCLIPPED = (32, 223)
+_UNCLIPPED = (8, 247)
 
 
-def _usable_mean(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Mean of `values` per channel over the cells whose `expected` colour cannot clip there; 0 where none."""
-    usable = (expected >= _UNCLIPPED[0]) & (expected <= _UNCLIPPED[1])
-    total = np.where(usable, values, 0.0).reshape(-1, 3).sum(0)
+def _refine(colours: np.ndarray, refs: np.ndarray, usable: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alternate the mean offset to the labelled colours (over the `usable` readings) and the labels after
+    removing it (at most 3 rounds)."""
+    offset = np.zeros(3)
+    for _ in range(3):
+        offset = _usable_mean(colours - refs[labels], usable)
+        new_labels = _nearest(colours - offset, refs)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+    return labels, offset
+
+
+def _usable_mean(values: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mean of `values` per channel over the entries marked `usable`; 0 for a channel with none."""
+    total = (values * usable).reshape(-1, 3).sum(0)
     count = usable.reshape(-1, 3).sum(0)
     return np.divide(total, count, out=np.zeros(3), where=count > 0)
 
@@ -264,7 +272,7 @@ def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = 
     frame = np.asarray(frame)
     if frame.shape != (plan.height, plan.width, 3):
         return Decoded(None, f"frame is {'x'.join(map(str, frame.shape))}, the plan expects {plan.height}x{plan.width}x3")
-    if not np.issubdtype(frame.dtype, np.number) or not np.isfinite(frame).all():
+    if not np.issubdtype(frame.dtype, np.number) or (frame.dtype.kind == "f" and not np.isfinite(frame).all()):
         return Decoded(None, f"frame has non-finite or non-numeric values ({frame.dtype})")
     if shape is not None:
         if len(shape) != 2 or not all(1 <= int(s) <= MAX_SIDE for s in shape):
@@ -304,6 +312,13 @@ def _decode_anchored(frame: np.ndarray, plan: CanvasPlan, color_correction: bool
 
     A reading is accepted only with an intact marker L and a shape that the plan draws with that very cell size.
     """
+    # The common case first: a grid drawn with the plan's cells, its marker found by probing the centres of
+    # the first column's and first row's cells; any other reading comes from the strips (marker_candidates).
+    shape = _probe_plan_lattice(frame, plan)
+    if shape is not None and plan.cell_for(shape) == plan.cell:
+        decoded = _read_block(frame, plan, plan.cell, shape, color_correction)
+        if decoded is not None:
+            return decoded
     for cell, (h, w) in marker_candidates(frame, plan):
         decoded = _read_block(frame, plan, cell, (h, w), color_correction)
         if decoded is not None:
@@ -333,14 +348,48 @@ def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int
     # The line colour as shown (median of the lines after the first cell row and column, cells on both sides):
     # how far the frame's colours have shifted, measured on a colour that never clips.
     y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
-    lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period].reshape(-1, 3),
-                            frame[top + LINE_PX : top + (h + 1) * period, x : x + LINE_PX].reshape(-1, 3)])
+    lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period : 3].reshape(-1, 3),
+                            frame[top + LINE_PX : top + (h + 1) * period : 3, x : x + LINE_PX].reshape(-1, 3)])
     start = np.median(lines, axis=0) - LINE
     labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, start)
     marker = labels == MARKER_LABEL
     if not (marker[h].all() and marker[:, w].all()):
         return None
     return Decoded(_grid(_palette_labels(colours[:h, :w] - offset, labels[:h, :w])), None, _as_shift(offset))
+
+
+def _probe_plan_lattice(frame: np.ndarray, plan: CanvasPlan) -> tuple[int, int] | None:
+    """(rows, cols) from the first marker cell down column 0 and along row 0 of the plan's lattice, each cell
+    judged by the mean of its 2x2 centre pixels; None when either has no marker cell past the first."""
+    top, left = plan.origin  # type: ignore[misc]
+    period, centre = plan.cell + LINE_PX, LINE_PX + plan.cell // 2 - 1
+    rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // period)
+    cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // period)
+    if rows < 2 or cols < 2:
+        return None
+    pair = np.arange(2)
+    down = np.add.outer(top + centre + period * np.arange(rows), pair)[:, :, None]  # [rows, 2, 1]
+    along = np.add.outer(left + centre + period * np.arange(cols), pair)[:, None, :]  # [cols, 1, 2]
+    probes = np.concatenate([frame[down, left + centre + pair[None, None, :]].reshape(rows, 4, 3),
+                             frame[top + centre + pair[None, :, None], along].reshape(cols, 4, 3)]).mean(1)
+    white = _is_white(probes)
+    h, w = int(white[1:rows].argmax()) + 1, int(white[rows + 1 :].argmax()) + 1
+    if not (white[h] and white[rows + w]):
+        return None
+    # A grid drawn with slightly smaller cells can put marker cells under these centres too: the marker cells
+    # must also start and end where the plan's lattice puts them (white inside both edges, not outside).
+    inner = left + LINE_PX + 1 + pair  # 2 pixels inside the first column (and row) for every cell size
+    edges = np.array([-1, 0, plan.cell - 1, plan.cell])
+    y, x = top + LINE_PX + h * period + edges, left + LINE_PX + w * period + edges
+    if y[-1] >= plan.height or x[-1] >= plan.width:
+        return None
+    across = np.concatenate([frame[y[:, None], inner[None, :]], frame[(top + LINE_PX + 1 + pair)[None, :], x[:, None]]]).mean(1)
+    return (h, w) if (_is_white(across) == np.array([False, True, True, False] * 2)).all() else None
+
+
+def _is_white(colours: np.ndarray) -> np.ndarray:
+    """Whether each colour is nearer the marker white than every palette colour and the line grey."""
+    return (colours @ _TOWARDS_WHITE > _WHITE_BOUNDS).all(-1)
 
 
 def marker_candidates(frame: np.ndarray, plan: CanvasPlan) -> Iterator[tuple[int, tuple[int, int]]]:
@@ -359,7 +408,7 @@ def marker_candidates(frame: np.ndarray, plan: CanvasPlan) -> Iterator[tuple[int
     strips = np.zeros((2, n, 3), np.float32)  # down the first column, along the first row; black past the canvas
     strips[0, : block.shape[0]] = block[:, inner].sum(1, dtype=np.float32) / (MIN_CELL - 2)
     strips[1, : block.shape[1]] = block[inner].sum(0, dtype=np.float32) / (MIN_CELL - 2)
-    white = _nearest(strips, _TABLE_F) == MARKER_LABEL
+    white = _is_white(strips)
     count = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(white, axis=1)], axis=1)  # [strip, pixel + 1]
     cells = _drawn_cells(plan)[:, None]
     starts = LINE_PX + np.arange(1, MAX_SIDE + 1) * (cells + LINE_PX)  # [cell size, rows (or cols) before the marker]
@@ -373,7 +422,10 @@ def marker_candidates(frame: np.ndarray, plan: CanvasPlan) -> Iterator[tuple[int
             yield cell, shape
 
 
-_TABLE_F = _TABLE.astype(np.float32)
+# x is nearer the marker white W than colour r when x.(W - r) > (|W|^2 - |r|^2) / 2: one product per colour.
+_OTHERS = np.delete(_TABLE, MARKER_LABEL, axis=0).astype(np.float32)
+_TOWARDS_WHITE = (MARKER.astype(np.float32) - _OTHERS).T
+_WHITE_BOUNDS = ((MARKER.astype(np.float32) ** 2).sum() - (_OTHERS**2).sum(1)) / 2
 _NEVER = 1 << 40  # the error count of a reading that does not fit the canvas
 
 
