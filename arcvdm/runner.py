@@ -49,7 +49,7 @@ class RunSummary:
         return 1 if self.failed else 0
 
     def line(self) -> str:
-        return (f"{self.problems} problems: {self.done} done ({self.skipped} skipped as already done), "
+        return (f"{self.problems} problem{'s' if self.problems != 1 else ''}: {self.done} done ({self.skipped} skipped as already done), "
                 f"{self.failed} failed; test solved {self.test_solved}/{self.problems} (strict, running display; "
                 f"`arcvdm score {self.out}` for the score) in {self.elapsed_s:.0f} s")
 

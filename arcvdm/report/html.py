@@ -23,7 +23,7 @@ from arcvdm.io import atomic_write_text, safe_name
 from arcvdm.render import save_png
 from arcvdm.report.images import diff_image, grid_image
 from arcvdm.report.inspect import MAX_VOTES
-from arcvdm.report.tables import level_name, shape_from_truth, std_cell, summary_line
+from arcvdm.report.tables import level_name, plural, shape_from_truth, std_cell, summary_line
 from arcvdm.scoring import ArcScore, TaskScore, score, score_vision
 from arcvdm.tasks import Grid, Task, TaskSet
 from arcvdm.vision.families import IMAGE_PANELS
@@ -47,7 +47,7 @@ def selection_words(selection: Any) -> str:
     if not isinstance(selection, dict):
         return "not recorded"
     rule, k = selection.get("rule"), selection.get("k")
-    words = [f"{'the paper rule' if rule == 'paper' else rule or 'unknown rule'}, {k} attempts per test input"]
+    words = [f"{'the paper rule' if rule == 'paper' else rule or 'unknown rule'}, {plural(k, 'attempt')} per test input"]
     solved = selection.get("solved_train_at")
     words.append(f"every train pair exact from step {solved}" if solved is not None else "the train pairs never all exact")
     if rule == "leave-one-out":

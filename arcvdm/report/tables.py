@@ -101,7 +101,7 @@ def _print_problems(s: ArcScore, console: Console) -> None:
 
 
 def print_vision(s: VisionScore, console: Console) -> None:
-    console.print(f"{s.name} ({s.family}): {s.problems} problems scored, {len(s.failed)} failed", highlight=False)
+    console.print(f"{s.name} ({s.family}): {plural(s.problems, 'problem')} scored, {len(s.failed)} failed", highlight=False)
     table = Table("metric", "mean", "std", "n", title="over problems (std with n-1)", title_justify="left")
     for name, m in s.metrics.items():
         table.add_row(name, f"{m['mean']:.4f}", std_cell(m), str(m["n"]))
