@@ -8,7 +8,8 @@ from the frame alone.
 The cell size comes only from what a solver may see (`Task.visible_grids()`): the largest that fits every
 visible grid, capped at 50 px. A grid that does not fit at that size (a test output larger than anything
 visible) is drawn with the largest cell size that fits it from the same origin; that size is a function of
-the plan and the grid's own shape, so decoding recovers it without looking at the answer.
+the plan and the grid's own shape, so decoding recovers it without looking at the answer (the anchored corner
+keeps room for a 30x30 output on any canvas that can draw one: 192x192 and up, `smallest_canvas`).
 """
 
 from __future__ import annotations
