@@ -233,6 +233,9 @@ def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool
     line_label = np.array([len(refs)])
     guesses = [np.concatenate([labels.reshape(-1), line_label]),
                np.concatenate([_nearest(colours - (line - LINE), refs).reshape(-1), line_label])]
+    if np.array_equal(*guesses):  # both first guesses agree (no shift, or one the palette absorbs): one search
+        found, offset = _refine(readings, with_line, unclipped, guesses[0], keep=-1)
+        return found[:-1].reshape(labels.shape), offset
     searches = [_refine(readings, with_line, unclipped, guess, keep=-1) for guess in guesses]
     residuals = [_usable_mean(np.abs(readings - offset - with_line[found]), unclipped[found]).sum() for found, offset in searches]
     found, offset = searches[int(np.argmin(residuals))]
@@ -357,7 +360,8 @@ def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int
     y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
     lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period : 3].reshape(-1, 3),
                             frame[top + LINE_PX : top + (h + 1) * period : 3, x : x + LINE_PX].reshape(-1, 3)])
-    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, np.median(lines, axis=0))
+    middle = len(lines) // 2  # the (upper) median per channel, by a partial sort
+    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, np.partition(lines, middle, axis=0)[middle].astype(np.float64))
     marker = labels == MARKER_LABEL
     if not (marker[h].all() and marker[:, w].all()):
         return None
@@ -373,24 +377,27 @@ def _probe_plan_lattice(frame: np.ndarray, plan: CanvasPlan) -> tuple[int, int] 
     cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // period)
     if rows < 2 or cols < 2:
         return None
-    pair = np.arange(2)
-    down = np.add.outer(top + centre + period * np.arange(rows), pair)[:, :, None]  # [rows, 2, 1]
-    along = np.add.outer(left + centre + period * np.arange(cols), pair)[:, None, :]  # [cols, 1, 2]
-    probes = np.concatenate([frame[down, left + centre + pair[None, None, :]].reshape(rows, 4, 3),
-                             frame[top + centre + pair[None, :, None], along].reshape(cols, 4, 3)]).mean(1)
+    y, x = top + centre, left + centre
+    down = [frame[y + d : y + d + period * rows : period, x : x + 2] for d in (0, 1)]  # [rows, 2, 3] each
+    along = [frame[y : y + 2, x + d : x + d + period * cols : period] for d in (0, 1)]  # [2, cols, 3] each
+    probes = np.concatenate([down[0].astype(np.float32).sum(1) + down[1].sum(1),
+                             along[0].astype(np.float32).sum(0) + along[1].sum(0)]) / 4
     white = _is_white(probes)
     h, w = int(white[1:rows].argmax()) + 1, int(white[rows + 1 :].argmax()) + 1
     if not (white[h] and white[rows + w]):
         return None
     # A grid drawn with slightly smaller cells can put marker cells under these centres too: the marker cells
     # must also start and end where the plan's lattice puts them (white inside both edges, not outside).
-    inner = left + LINE_PX + 1 + pair  # 2 pixels inside the first column (and row) for every cell size
+    inner = LINE_PX + 1  # 2 pixels from here are inside the first column (and row) for every cell size
     edges = np.array([-1, 0, plan.cell - 1, plan.cell])
-    y, x = top + LINE_PX + h * period + edges, left + LINE_PX + w * period + edges
-    if y[-1] >= plan.height or x[-1] >= plan.width:
+    ys, xs = top + LINE_PX + h * period + edges, left + LINE_PX + w * period + edges
+    if ys[-1] >= plan.height or xs[-1] >= plan.width:
         return None
-    across = np.concatenate([frame[y[:, None], inner[None, :]], frame[(top + LINE_PX + 1 + pair)[None, :], x[:, None]]]).mean(1)
-    return (h, w) if (_is_white(across) == np.array([False, True, True, False] * 2)).all() else None
+    across = np.concatenate([frame[ys, left + inner : left + inner + 2], frame[top + inner : top + inner + 2, xs].transpose(1, 0, 2)])
+    return (h, w) if (_is_white(across.mean(1, dtype=np.float32)) == _EDGES).all() else None
+
+
+_EDGES = np.array([False, True, True, False] * 2)  # outside, first, last, outside pixel of a marker cell, twice
 
 
 def _is_white(colours: np.ndarray) -> np.ndarray:
