@@ -209,52 +209,45 @@ def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, c
 
 
 def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True,
-             line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest reference colour per cell; with correction, remove the mean offset to the nearest colours and redo.
 
     Returns (labels, offset). Generated frames drift in colour as a whole, so one global offset is estimated.
-    With `line`, the grid lines' colour as the frame shows it (the anchored decoder), the offset is measured on
-    readings that cannot have clipped plus that line colour, and both no offset and the line's offset are tried
-    as first guesses, the guess whose readings end closer to their colours winning: a few coloured cells can
-    lock the search from no offset onto a neighbouring colour (red read as orange under a shift towards orange).
-    Without it every reading counts, as the centered layout's results were measured.
+    Without `start` (the centered layout) every reading counts, as that layout's results were measured. With
+    `start`, a second first guess of the offset (the anchored decoder's line colour), the offset is measured
+    only on readings that cannot have clipped, and when the two guesses label the cells differently both are
+    refined and the one whose cells lie closer to their colours wins: a few coloured cells can lock the search
+    from no offset onto a neighbouring colour (red read as orange under a shift towards orange).
     """
     refs = references.astype(np.float64)
     labels = _nearest(colours, refs)
     if not color_correction:
         return labels, np.zeros(3)
-    if line is None:
-        return _refine(colours, refs, np.ones(refs.shape, bool), labels)
-    # A channel whose colour lies near 0 or 255 may clip (black shifted down stays 0, white shifted up stays
-    # 255) and would pull the estimate towards no shift. The line grey never clips: it joins as one more reading.
-    readings = np.concatenate([colours.reshape(-1, 3), np.asarray(line, np.float64)[None]])
-    with_line = np.concatenate([refs, LINE[None].astype(np.float64)])
-    unclipped = (with_line >= _UNCLIPPED[0]) & (with_line <= _UNCLIPPED[1])
-    line_label = np.array([len(refs)])
-    guesses = [np.concatenate([labels.reshape(-1), line_label]),
-               np.concatenate([_nearest(colours - (line - LINE), refs).reshape(-1), line_label])]
-    if np.array_equal(*guesses):  # both first guesses agree (no shift, or one the palette absorbs): one search
-        found, offset = _refine(readings, with_line, unclipped, guesses[0], keep=-1)
-        return found[:-1].reshape(labels.shape), offset
-    searches = [_refine(readings, with_line, unclipped, guess, keep=-1) for guess in guesses]
-    residuals = [_usable_mean(np.abs(readings - offset - with_line[found]), unclipped[found]).sum() for found, offset in searches]
-    found, offset = searches[int(np.argmin(residuals))]
-    return found[:-1].reshape(labels.shape), offset
+    if start is None:
+        return _refine(colours, refs, np.ones(colours.shape, bool), labels)
+    # A channel read at (or next to) 0 or 255 may have clipped (black shifted down stays 0, white shifted up
+    # stays 255) and would pull the estimate towards no shift: offsets are measured on the other readings.
+    usable = (colours >= _UNCLIPPED[0]) & (colours <= _UNCLIPPED[1])
+    searches = [_refine(colours, refs, usable, labels)]
+    labels_from_start = _nearest(colours - start, refs)
+    if not np.array_equal(labels_from_start, labels):
+        searches.append(_refine(colours, refs, usable, labels_from_start))
+    if len(searches) == 1:
+        return searches[0]
+    residuals = [_usable_mean(np.abs(colours - offset - refs[found]), usable).sum() for found, offset in searches]
+    return searches[int(np.argmin(residuals))]
 
 
-_UNCLIPPED = (32, 223)
+_UNCLIPPED = (8, 247)
 
 
-def _refine(colours: np.ndarray, refs: np.ndarray, unclipped: np.ndarray, labels: np.ndarray,
-            keep: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Alternate the mean offset to the labelled colours (over the channels `unclipped` marks for each
-    reference) and the labels after removing it, at most 3 rounds. `keep`: a reading whose label is known."""
+def _refine(colours: np.ndarray, refs: np.ndarray, usable: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alternate the mean offset to the labelled colours (over the `usable` readings) and the labels after
+    removing it (at most 3 rounds)."""
     offset = np.zeros(3)
     for _ in range(3):
-        offset = _usable_mean(colours - refs[labels], unclipped[labels])
-        new_labels = _nearest(colours - offset, refs if keep is None else refs[:-1])
-        if keep is not None:
-            new_labels[keep] = labels[keep]
+        offset = _usable_mean(colours - refs[labels], usable)
+        new_labels = _nearest(colours - offset, refs)
         if np.array_equal(new_labels, labels):
             break
         labels = new_labels
@@ -360,8 +353,7 @@ def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int
     y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
     lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period : 3].reshape(-1, 3),
                             frame[top + LINE_PX : top + (h + 1) * period : 3, x : x + LINE_PX].reshape(-1, 3)])
-    middle = len(lines) // 2  # the (upper) median per channel, by a partial sort
-    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, np.partition(lines, middle, axis=0)[middle].astype(np.float64))
+    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, np.median(lines, axis=0) - LINE)
     marker = labels == MARKER_LABEL
     if not (marker[h].all() and marker[:, w].all()):
         return None
