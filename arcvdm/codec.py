@@ -188,6 +188,14 @@ def _widths(n: int, cell: int) -> np.ndarray:
     return widths
 
 
+def _median(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """np.median without its NaN checks (integer pixels have none): the middle one or two values after a
+    partial sort."""
+    n = values.shape[axis]
+    middle = np.partition(values, (n - 1) // 2 if n % 2 else (n // 2 - 1, n // 2), axis=axis)
+    return np.take(middle, range((n - 1) // 2, n // 2 + 1), axis=axis).mean(axis=axis)
+
+
 def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, cols: int) -> np.ndarray:
     """Median colour of each cell's interior, skipping the pixels next to the lines: float [rows, cols, 3].
 
@@ -202,10 +210,7 @@ def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, c
     block = frame[y0 : y0 + rows * period, x0 : x0 + cols * period].reshape(rows, period, cols, period, 3)
     sample = block[:, margin : cell - margin : step, :, margin : cell - margin : step]
     sample = sample.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
-    # np.median without its NaN checks (uint8 has none): the middle one or two values after a partial sort.
-    n = sample.shape[2]
-    middle = np.partition(sample, (n - 1) // 2 if n % 2 else (n // 2 - 1, n // 2), axis=2)
-    return middle[:, :, (n - 1) // 2 : n // 2 + 1].mean(axis=2)
+    return _median(sample, axis=2)
 
 
 def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True,
@@ -353,7 +358,7 @@ def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int
     y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
     lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period : 3].reshape(-1, 3),
                             frame[top + LINE_PX : top + (h + 1) * period : 3, x : x + LINE_PX].reshape(-1, 3)])
-    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, np.median(lines, axis=0) - LINE)
+    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, _median(lines) - LINE)
     marker = labels == MARKER_LABEL
     if not (marker[h].all() and marker[:, w].all()):
         return None
