@@ -8,13 +8,15 @@ from the frame alone.
 The cell size comes only from what a solver may see (`Task.visible_grids()`): the largest that fits every
 visible grid, capped at 50 px. A grid that does not fit at that size (a test output larger than anything
 visible) is drawn with the largest cell size that fits it from the same origin; that size is a function of
-the plan and the grid's own shape, so decoding recovers it without looking at the answer.
+the plan and the grid's own shape, so decoding recovers it without looking at the answer (the anchored corner
+keeps room for a 30x30 output on any canvas that can draw one: 192x192 and up, `smallest_canvas`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -81,9 +83,11 @@ class CanvasPlan:
         """(top, left, cell) of the block holding a grid of `shape`; raises if it cannot fit."""
         cell = self.cell_for(shape)
         if cell < MIN_CELL:
+            need_h, need_w = smallest_canvas(shape, self.layout)
             raise ArcvdmError(
                 f"a {shape[0]}x{shape[1]} grid does not fit a {self.height}x{self.width} {self.layout} canvas "
-                f"(cells would be {cell} px, at least {MIN_CELL} needed): use a larger --height/--width"
+                f"(cells would be {cell} px, at least {MIN_CELL} needed): use --height {max(need_h, self.height)} "
+                f"--width {max(need_w, self.width)} or larger"
             )
         if self.layout == "anchored":
             return (*self.origin, cell)  # type: ignore[return-value]
@@ -126,12 +130,29 @@ def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centere
     extra = 1 if layout == "anchored" else 0  # room for the marker row and column
     cell = _fit(rows + extra, cols + extra, height, width)
     if cell < MIN_CELL:
-        raise ArcvdmError(f"{rows}x{cols} grids need cells of at least {MIN_CELL} px: use a larger --height/--width than {height}x{width}")
+        need_h, need_w = smallest_canvas((rows, cols), layout)
+        raise ArcvdmError(
+            f"{rows}x{cols} grids need cells of at least {MIN_CELL} px, which a {height}x{width} canvas cannot give: "
+            f"use --height {max(need_h, height)} --width {max(need_w, width)} or larger"
+        )
     origin = None
     if layout == "anchored":
         # Centre the largest visible grid with its marker; smaller grids and outputs share its top-left corner.
-        origin = ((height - extent(rows + 1, cell)) // 2, (width - extent(cols + 1, cell)) // 2)
+        # The corner is kept close enough to the top-left that a 30x30 output (with its marker) still fits with
+        # MIN_CELL cells, whatever was visible; on a 480x480 canvas centring alone always leaves that room.
+        room = extent(MAX_SIDE + 1, MIN_CELL)
+        origin = (
+            max(0, min((height - extent(rows + 1, cell)) // 2, height - room)),
+            max(0, min((width - extent(cols + 1, cell)) // 2, width - room)),
+        )
     return CanvasPlan(layout, height, width, cell, rows, cols, origin)
+
+
+def smallest_canvas(shape: tuple[int, int], layout: Layout = "centered") -> tuple[int, int]:
+    """The smallest (height, width), multiples of 16, that draw a grid of `shape` (anchored: with its marker)
+    with cells of at least MIN_CELL px. (192, 192) draws every grid up to 30x30 in both layouts."""
+    extra = 1 if layout == "anchored" else 0
+    return tuple(-(-extent(n + extra, MIN_CELL) // 16) * 16 for n in shape)  # type: ignore[return-value]
 
 
 def plan_for_task(task: Task, layout: Layout = "centered", height: int = 480, width: int = 480) -> CanvasPlan:
@@ -167,6 +188,14 @@ def _widths(n: int, cell: int) -> np.ndarray:
     return widths
 
 
+def _median(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """np.median without its NaN checks (integer pixels have none): the middle one or two values after a
+    partial sort."""
+    n = values.shape[axis]
+    middle = np.partition(values, (n - 1) // 2 if n % 2 else (n // 2 - 1, n // 2), axis=axis)
+    return np.take(middle, range((n - 1) // 2, n // 2 + 1), axis=axis).mean(axis=axis)
+
+
 def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, cols: int) -> np.ndarray:
     """Median colour of each cell's interior, skipping the pixels next to the lines: float [rows, cols, 3].
 
@@ -181,29 +210,66 @@ def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, c
     block = frame[y0 : y0 + rows * period, x0 : x0 + cols * period].reshape(rows, period, cols, period, 3)
     sample = block[:, margin : cell - margin : step, :, margin : cell - margin : step]
     sample = sample.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
-    return np.median(sample, axis=2)
+    return _median(sample, axis=2)
 
 
-def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def classify(colours: np.ndarray, references: np.ndarray, color_correction: bool = True,
+             start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nearest reference colour per cell; with correction, remove the mean offset to the nearest colours and redo.
 
     Returns (labels, offset). Generated frames drift in colour as a whole, so one global offset is estimated.
+    Without `start` (the centered layout) every reading counts, as that layout's results were measured. With
+    `start`, a second first guess of the offset (the anchored decoder's line colour), the offset is measured
+    only on readings that cannot have clipped, and when the two guesses label the cells differently both are
+    refined and the one whose cells lie closer to their colours wins: a few coloured cells can lock the search
+    from no offset onto a neighbouring colour (red read as orange under a shift towards orange).
     """
     refs = references.astype(np.float64)
-    offset = np.zeros(3)
     labels = _nearest(colours, refs)
-    for _ in range(3 if color_correction else 0):
-        new_offset = (colours - refs[labels]).reshape(-1, 3).mean(axis=0)
-        new_labels = _nearest(colours - new_offset, refs)
-        offset = new_offset
+    if not color_correction:
+        return labels, np.zeros(3)
+    if start is None:
+        return _refine(colours, refs, np.ones(colours.shape, bool), labels)
+    # A channel read at (or next to) 0 or 255 may have clipped (black shifted down stays 0, white shifted up
+    # stays 255) and would pull the estimate towards no shift: offsets are measured on the other readings.
+    usable = (colours >= _UNCLIPPED[0]) & (colours <= _UNCLIPPED[1])
+    searches = [_refine(colours, refs, usable, labels)]
+    labels_from_start = _nearest(colours - start, refs)
+    if not np.array_equal(labels_from_start, labels):
+        searches.append(_refine(colours, refs, usable, labels_from_start))
+    if len(searches) == 1:
+        return searches[0]
+    residuals = [_usable_mean(np.abs(colours - offset - refs[found]), usable).sum() for found, offset in searches]
+    return searches[int(np.argmin(residuals))]
+
+
+_UNCLIPPED = (8, 247)
+
+
+def _refine(colours: np.ndarray, refs: np.ndarray, usable: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alternate the mean offset to the labelled colours (over the `usable` readings) and the labels after
+    removing it (at most 3 rounds)."""
+    offset = np.zeros(3)
+    for _ in range(3):
+        offset = _usable_mean(colours - refs[labels], usable)
+        new_labels = _nearest(colours - offset, refs)
         if np.array_equal(new_labels, labels):
             break
         labels = new_labels
     return labels, offset
 
 
+def _usable_mean(values: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mean of `values` per channel over the entries marked `usable`; 0 for a channel with none."""
+    total = (values * usable).reshape(-1, 3).sum(0)
+    count = usable.reshape(-1, 3).sum(0)
+    return np.divide(total, count, out=np.zeros(3), where=count > 0)
+
+
 def _nearest(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
-    return ((colours[..., None, :] - refs) ** 2).sum(-1).argmin(-1)
+    # argmin |x - r|^2 = argmin (|r|^2 - 2 x.r): one matrix product instead of a [..., refs, 3] difference.
+    refs = refs.astype(np.float64)
+    return ((refs**2).sum(1) - 2 * (colours @ refs.T)).argmin(-1)
 
 
 def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = None, color_correction: bool = True) -> Decoded:
@@ -214,7 +280,7 @@ def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = 
     frame = np.asarray(frame)
     if frame.shape != (plan.height, plan.width, 3):
         return Decoded(None, f"frame is {'x'.join(map(str, frame.shape))}, the plan expects {plan.height}x{plan.width}x3")
-    if not np.issubdtype(frame.dtype, np.number) or not np.isfinite(frame).all():
+    if not np.issubdtype(frame.dtype, np.number) or (frame.dtype.kind == "f" and not np.isfinite(frame).all()):
         return Decoded(None, f"frame has non-finite or non-numeric values ({frame.dtype})")
     if shape is not None:
         if len(shape) != 2 or not all(1 <= int(s) <= MAX_SIDE for s in shape):
@@ -250,56 +316,138 @@ def _palette_labels(colours: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _decode_anchored(frame: np.ndarray, plan: CanvasPlan, color_correction: bool) -> Decoded:
-    """Measure the cell size from the grid lines, find the marker L on that lattice, read the cells inside it."""
+    """Find the cell size and shape from the marker cells in the first column and row, read the block they bound.
+
+    A reading is accepted only with an intact marker L and a shape that the plan draws with that very cell size.
+    """
+    # The common case first: a grid drawn with the plan's cells, its marker found by probing the centres of
+    # the first column's and first row's cells; any other reading comes from the strips (marker_candidates).
+    shape = _probe_plan_lattice(frame, plan)
+    if shape is not None and plan.cell_for(shape) == plan.cell:
+        decoded = _read_block(frame, plan, plan.cell, shape, color_correction)
+        if decoded is not None:
+            return decoded
+    for cell, (h, w) in marker_candidates(frame, plan):
+        decoded = _read_block(frame, plan, cell, (h, w), color_correction)
+        if decoded is not None:
+            return decoded
+    # A generated frame may blur a few marker cells or lines: accept a mostly intact L at the plan's size.
     top, left = plan.origin  # type: ignore[misc]
-    refs = np.concatenate([PALETTE, MARKER[None]])
-    cell = detect_cell(frame, plan)
-    # A generated frame may blur a few marker cells: failing an intact L, accept a mostly intact one at the plan's size
-    # (one pass when the measured size is the plan's: the looser test accepts whatever the strict one would).
-    attempts = [(cell, 1.0), (plan.cell, 0.75)] if cell != plan.cell else [(cell, 0.75)]
-    best = 0.0
-    for cell, needed in attempts:
-        rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // (cell + LINE_PX))
-        cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // (cell + LINE_PX))
-        if rows < 2 or cols < 2:
-            continue
-        colours = cell_colours(frame, top, left, cell, rows, cols)
-        labels, offset = classify(colours, refs, color_correction)
+    rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // (plan.cell + LINE_PX))
+    cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // (plan.cell + LINE_PX))
+    score = 0.0
+    if rows >= 2 and cols >= 2:
+        colours = cell_colours(frame, top, left, plan.cell, rows, cols)
+        labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction)
         (h, w), score = _find_marker(labels == MARKER_LABEL)
-        best = max(best, score)
-        # A grid is drawn with a smaller cell only when it overflows the plan's: anything else is a misreading.
-        if score >= needed and plan.cell_for((h, w)) == cell:
-            grid = _palette_labels(colours[:h, :w] - offset, labels[:h, :w])
-            return Decoded(_grid(grid), None, _as_shift(offset))
-    return Decoded(None, f"no extent marker found (at best {best:.0%} of a marker's cells)")
+        if score >= 0.75 and plan.cell_for((h, w)) == plan.cell:
+            return Decoded(_grid(_palette_labels(colours[:h, :w] - offset, labels[:h, :w])), None, _as_shift(offset))
+    return Decoded(None, f"no extent marker found (at best {score:.0%} of a marker's cells at the plan's cell size)")
 
 
-def detect_cell(frame: np.ndarray, plan: CanvasPlan) -> int:
-    """The cell size whose grid lines best match the frame, from the anchored origin (plan's size on near ties).
+_REFS_WITH_MARKER = np.concatenate([PALETTE, MARKER[None]])
 
-    Grids that overflow the plan are drawn with smaller cells from the same corner; the first two lines below
-    and right of the first cell (present in every anchored block: one grid row or column plus the marker)
-    sit at different pixels for every cell size, so the size whose predicted line pixels are greyest wins.
+
+def _read_block(frame: np.ndarray, plan: CanvasPlan, cell: int, shape: tuple[int, int], color_correction: bool) -> Decoded | None:
+    """The `shape` grid drawn with `cell` px cells from the plan's corner, or None unless its marker L is intact."""
+    h, w = shape
+    top, left = plan.origin  # type: ignore[misc]
+    colours = cell_colours(frame, top, left, cell, h + 1, w + 1)
+    # The line colour as shown (median of the lines after the first cell row and column, cells on both sides):
+    # a colour that never clips, so it tells how far the frame's colours have shifted.
+    y, x, period = top + cell + LINE_PX, left + cell + LINE_PX, cell + LINE_PX
+    lines = np.concatenate([frame[y : y + LINE_PX, left + LINE_PX : left + (w + 1) * period : 3].reshape(-1, 3),
+                            frame[top + LINE_PX : top + (h + 1) * period : 3, x : x + LINE_PX].reshape(-1, 3)])
+    labels, offset = classify(colours, _REFS_WITH_MARKER, color_correction, _median(lines) - LINE)
+    marker = labels == MARKER_LABEL
+    if not (marker[h].all() and marker[:, w].all()):
+        return None
+    return Decoded(_grid(_palette_labels(colours[:h, :w] - offset, labels[:h, :w])), None, _as_shift(offset))
+
+
+def _probe_plan_lattice(frame: np.ndarray, plan: CanvasPlan) -> tuple[int, int] | None:
+    """(rows, cols) from the first marker cell down column 0 and along row 0 of the plan's lattice, each cell
+    judged by the mean of its 2x2 centre pixels; None when either has no marker cell past the first."""
+    top, left = plan.origin  # type: ignore[misc]
+    period, centre = plan.cell + LINE_PX, LINE_PX + plan.cell // 2 - 1
+    rows = min(MAX_SIDE + 1, (plan.height - top - LINE_PX) // period)
+    cols = min(MAX_SIDE + 1, (plan.width - left - LINE_PX) // period)
+    if rows < 2 or cols < 2:
+        return None
+    y, x = top + centre, left + centre
+    down = [frame[y + d : y + d + period * rows : period, x : x + 2] for d in (0, 1)]  # [rows, 2, 3] each
+    along = [frame[y : y + 2, x + d : x + d + period * cols : period] for d in (0, 1)]  # [2, cols, 3] each
+    probes = np.concatenate([down[0].astype(np.float32).sum(1) + down[1].sum(1),
+                             along[0].astype(np.float32).sum(0) + along[1].sum(0)]) / 4
+    white = _is_white(probes)
+    h, w = int(white[1:rows].argmax()) + 1, int(white[rows + 1 :].argmax()) + 1
+    if not (white[h] and white[rows + w]):
+        return None
+    # A grid drawn with slightly smaller cells can put marker cells under these centres too: the marker cells
+    # must also start and end where the plan's lattice puts them (white inside both edges, not outside).
+    inner = LINE_PX + 1  # 2 pixels from here are inside the first column (and row) for every cell size
+    edges = np.array([-1, 0, plan.cell - 1, plan.cell])
+    ys, xs = top + LINE_PX + h * period + edges, left + LINE_PX + w * period + edges
+    if ys[-1] >= plan.height or xs[-1] >= plan.width:
+        return None
+    across = np.concatenate([frame[ys, left + inner : left + inner + 2], frame[top + inner : top + inner + 2, xs].transpose(1, 0, 2)])
+    return (h, w) if (_is_white(across.mean(1, dtype=np.float32)) == _EDGES).all() else None
+
+
+_EDGES = np.array([False, True, True, False] * 2)  # outside, first, last, outside pixel of a marker cell, twice
+
+
+def _is_white(colours: np.ndarray) -> np.ndarray:
+    """Whether each colour is nearer the marker white than every palette colour and the line grey."""
+    return (colours @ _TOWARDS_WHITE > _WHITE_BOUNDS).all(-1)
+
+
+def marker_candidates(frame: np.ndarray, plan: CanvasPlan) -> Iterator[tuple[int, tuple[int, int]]]:
+    """(cell size, (rows, cols)) readings of an anchored frame, most plausible first.
+
+    A thin strip down the first grid column (inside it for every cell size) crosses exactly one marker cell:
+    a white run of `cell` pixels starting `2 + rows * (cell + 2)` pixels below the corner; the strip along the
+    first row likewise gives `cols`. Every (cell, rows, cols) the plan can draw is scored by the strip pixels
+    it gets wrong (white outside its marker cells, not white inside them); a multiple of the true period or a
+    shifted lattice gets a whole cell's worth wrong, so the true reading comes first.
     """
     top, left = plan.origin  # type: ignore[misc]
-    size = 2 * (plan.cell + LINE_PX) + LINE_PX
-    region = frame[top : top + size, left : left + size].astype(np.float32)
-    off_line = np.sqrt(((region - LINE) ** 2).sum(-1))  # distance of each pixel to the line colour
-    # Sums of the distance along each pixel row / column from the block's corner, so that every candidate's
-    # line pixels are scored at once.
-    along_rows, down_cols = np.cumsum(off_line, axis=1), np.cumsum(off_line, axis=0)
-    cells = np.arange(MIN_CELL, plan.cell + 1)
-    periods = cells + LINE_PX
-    spans = 2 * periods + LINE_PX
-    fits = spans <= min(off_line.shape)
-    if not fits.any():
-        return plan.cell
-    cells, periods, spans = cells[fits], periods[fits], spans[fits]
-    lines = np.stack([k * periods + d for k in (1, 2) for d in range(LINE_PX)], axis=1)  # [candidates, 4]
-    ends = (spans - 1)[:, None]
-    scores = (along_rows[lines, ends].sum(1) + down_cols[ends, lines].sum(1)) / (2 * lines.shape[1] * spans)
-    # Prefer the plan's (largest) size on a near tie.
-    return int(cells[scores <= scores.min() + 1.0].max())
+    inner = slice(LINE_PX + 1, LINE_PX + MIN_CELL - 1)  # pixels inside the first cell for every cell size
+    block = frame[top:, left:]
+    n = max(block.shape[:2])
+    strips = np.zeros((2, n, 3), np.float32)  # down the first column, along the first row; black past the canvas
+    strips[0, : block.shape[0]] = block[:, inner].sum(1, dtype=np.float32) / (MIN_CELL - 2)
+    strips[1, : block.shape[1]] = block[inner].sum(0, dtype=np.float32) / (MIN_CELL - 2)
+    white = _is_white(strips)
+    count = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(white, axis=1)], axis=1)  # [strip, pixel + 1]
+    cells = _drawn_cells(plan)[:, None]
+    starts = LINE_PX + np.arange(1, MAX_SIDE + 1) * (cells + LINE_PX)  # [cell size, rows (or cols) before the marker]
+    ends = starts + cells
+    inside = count[:, np.minimum(ends, n)] - count[:, np.minimum(starts, n)]  # [strip, cell size, place]
+    wrong = np.where(ends <= n, cells + count[:, -1:, None] - 2 * inside, _NEVER)
+    places, total = wrong.argmin(2) + 1, wrong.min(2).sum(0)
+    for i in np.argsort(total, kind="stable"):  # ties: the larger cell first (cells are largest first)
+        cell, shape = int(cells[i, 0]), (int(places[0, i]), int(places[1, i]))
+        if total[i] < 2 * cell and plan.cell_for(shape) == cell:
+            yield cell, shape
+
+
+# x is nearer the marker white W than colour r when x.(W - r) > (|W|^2 - |r|^2) / 2: one product per colour.
+_OTHERS = np.delete(_TABLE, MARKER_LABEL, axis=0).astype(np.float32)
+_TOWARDS_WHITE = (MARKER.astype(np.float32) - _OTHERS).T
+_WHITE_BOUNDS = ((MARKER.astype(np.float32) ** 2).sum() - (_OTHERS**2).sum(1)) / 2
+_NEVER = 1 << 40  # the error count of a reading that does not fit the canvas
+
+
+@functools.lru_cache(maxsize=256)
+def _drawn_cells(plan: CanvasPlan) -> np.ndarray:
+    """Every cell size (>= MIN_CELL) a 1x1..30x30 grid is drawn with under an anchored `plan`, largest first."""
+    top, left = plan.origin  # type: ignore[misc]
+    n = np.arange(2, MAX_SIDE + 2)  # cells each way with the marker
+    fit_rows = (plan.height - top - LINE_PX * (n + 1)) // n
+    fit_cols = (plan.width - left - LINE_PX * (n + 1)) // n
+    sizes = np.minimum(np.minimum.outer(fit_rows, fit_cols), min(plan.cell, MAX_CELL))
+    return np.unique(sizes[sizes >= MIN_CELL])[::-1].copy()
 
 
 def _find_marker(marker: np.ndarray) -> tuple[tuple[int, int], float]:

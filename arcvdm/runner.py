@@ -48,7 +48,7 @@ class RunSummary:
         return 1 if self.failed else 0
 
     def line(self) -> str:
-        return (f"{self.problems} problems: {self.done} done ({self.skipped} skipped as already done), "
+        return (f"{self.problems} problem{'s' if self.problems != 1 else ''}: {self.done} done ({self.skipped} skipped as already done), "
                 f"{self.failed} failed; test solved {self.test_solved}/{self.problems} (strict, running display; "
                 f"`arcvdm score {self.out}` for the score) in {self.elapsed_s:.0f} s")
 
@@ -90,8 +90,7 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
     solved: set[str] = set()  # test-solved keys, judged once for both the bar and the summary
     pending: list[Task] = []
     for p in problems:
-        if p.error is not None:
-            log(f"failed: {p.error}")
+        if p.error is not None:  # listed with the other failures at the end (`arcvdm run` prints them once)
             records[p.key] = failed_record(p.key, p.error, config)
             if p.writable:
                 atomic_write_json(problem_path(out, p.key), records[p.key])

@@ -73,6 +73,7 @@ def test_a_malformed_task_file_fails_alone(tmp_path, samples_dir, monkeypatch):
     result = invoke(str(data), "--out", str(tmp_path / "run"), "--preset", "smoke")
     assert result.exit_code == 1
     assert "2 problems: 1 done (0 skipped as already done), 1 failed; test solved 1/2" in result.output
+    assert result.output.count("TaskFormatError") == 1  # each failure listed once, at the end
     broken = json.loads((tmp_path / "run" / "problems" / "broken.json").read_text())
     assert broken["status"].startswith("failed: TaskFormatError: ") and "broken.json" in broken["status"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -104,3 +105,20 @@ def test_set_reads_values_as_yaml():
         "train.lr": 0.0002, "augment.views": 4, "train.early_stop": False}
     with pytest.raises(ArcvdmError, match="KEY=VALUE"):
         parse_set(["train.lr"])
+
+
+def test_smoke_arc_draws_any_arc_grid_and_the_error_names_the_size_that_works():
+    from arcvdm.codec import plan_for_grids
+    from arcvdm.config import load_config
+
+    config = load_config("smoke-arc")
+    assert (config.video.height, config.video.width) == (192, 192) and config.backbone == "tiny"
+    for layout in ("centered", "anchored"):
+        plan_for_grids([[[0] * 30] * 30], layout, 192, 192)  # the largest ARC grid fits
+        with pytest.raises(ArcvdmError, match="use --height 192 --width 192 or larger"):
+            plan_for_grids([[[0] * 30] * 30], layout, 176, 176)  # the next smaller size does not
+    with pytest.raises(ArcvdmError, match="14x14 grids need cells of at least 4 px.*use --height 96 --width 96 or larger"):
+        plan_for_grids([[[0] * 14] * 14], "centered", 64, 64)
+    plan_for_grids([[[0] * 14] * 14], "centered", 96, 96)
+    with pytest.raises(ArcvdmError, match="use --height 64 --width 192 or larger"):
+        plan_for_grids([[[0] * 30]], "centered", 64, 64)  # one row: only the width must grow

@@ -5,8 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from arcvdm.codec import LINE, MARKER, PALETTE, CanvasPlan, decode, plan_for_grids, plan_for_task, render
-from arcvdm.codec_check import Perturbation, check_tasks, reference_decode
+from arcvdm.codec import LINE, MARKER, MIN_CELL, PALETTE, CanvasPlan, decode, plan_for_grids, plan_for_task, render
+from arcvdm.codec_check import Perturbation, check_tasks, jpeg_roundtrip, reference_decode
 from arcvdm.datasets import DATASETS, load_dataset
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Task
@@ -140,3 +140,60 @@ def test_plan_is_a_frozen_value():
     assert isinstance(plan, CanvasPlan) and hash(plan) == hash(plan_for_grids([ALL_COLOURS], "anchored"))
     with pytest.raises(Exception):
         plan.cell = 3
+
+
+def _combined_perturbation(frames, rng, noise=20, shift=25, jpeg=75):
+    """Perturbation(noise, shift, jpeg).apply over many frames, fast: the Gaussian noise is cropped at a random
+    offset from one field drawn once (i.i.d. within every frame), plus a shift of ±shift with random signs."""
+    field = None
+    for frame in frames:
+        height, width = frame.shape[:2]
+        if field is None:
+            field = np.rint(rng.standard_normal((2 * height, 2 * width, 3), dtype=np.float32) * noise).astype(np.int16)
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        shifted = field[y : y + height, x : x + width] + (rng.choice([-1, 1], 3) * shift).astype(np.int16) + frame
+        yield jpeg_roundtrip(np.clip(shifted, 0, 255, out=shifted).astype(np.uint8), jpeg)
+
+
+def test_anchored_round_trips_every_shape_under_combined_perturbation():
+    # Every shape 1x1..30x30 with random colours under noise 20 + shift ±25 + JPEG 75 together. Every other
+    # shape is planned from a smaller visible grid: an output larger than anything the solver sees.
+    rng = np.random.default_rng(13)
+    grids, plans = [], []
+    for index, (rows, cols) in enumerate((r, c) for r in range(1, 31) for c in range(1, 31)):
+        grids.append(rng.integers(0, 10, (rows, cols), dtype=np.uint8))
+        seen = (rows, cols)
+        while index % 2 and rows * cols > 1 and seen == (rows, cols):
+            seen = (int(rng.integers(1, rows + 1)), int(rng.integers(1, cols + 1)))
+        plans.append(plan_for_grids([np.zeros(seen)], "anchored"))
+    frames = _combined_perturbation((render(grid, plan) for grid, plan in zip(grids, plans)), rng)
+    failures = []
+    for grid, plan, frame in zip(grids, plans, frames):
+        decoded = decode(frame, plan)
+        if decoded.grid is None or not np.array_equal(decoded.grid.array, grid):
+            failures.append((grid.shape, (plan.rows, plan.cols), decoded.reason or decoded.grid.shape))
+    assert len(grids) == 900 and sum(plan.cell_for(g.shape) < plan.cell for g, plan in zip(grids, plans)) > 300
+    assert not failures, failures[:10]
+
+
+def test_anchored_every_output_fits_on_any_plan_and_the_smallest_canvas():
+    # Whatever was visible, a 30x30 output still gets cells of at least MIN_CELL px (192x192 is the smallest
+    # canvas that holds one); the plan's corner keeps room for it on small or narrow canvases.
+    for height, width in [(480, 480), (256, 720), (192, 192)]:
+        for seen in [(1, 1), (1, 30), (30, 1), (15, 15), (30, 30)]:
+            plan = plan_for_grids([np.zeros(seen)], "anchored", height, width)
+            assert plan.cell_for((30, 30)) >= MIN_CELL, (height, width, seen)
+    plan = plan_for_grids([np.zeros((1, 1))], "anchored", 192, 192)
+    big = np.random.default_rng(0).integers(0, 10, (30, 30)).astype(np.uint8)
+    assert np.array_equal(decode(render(big, plan), plan).grid.array, big)
+
+
+@pytest.mark.parametrize("layout", ["centered", "anchored"])
+def test_grids_that_failed_under_the_combined_perturbation(all_tasks, layout):
+    # A lone orange cell read as red (the offset estimate pulled by clipped black and white cells), and a grid
+    # with two coloured cells whose search from no offset settled on orange for red.
+    combined = Perturbation(noise=20, shift=25, jpeg=75)
+    cases = [("arc-agi-2/evaluation", "20a9e565"), ("arc-agi-1/training", "d4a91cb9")]
+    tasks = [next(t for t in all_tasks[name] if t.id == task_id) for name, task_id in cases]
+    result = check_tasks(tasks, layout, combined, workers=1)
+    assert result.grids == 18 and result.exact == result.grids, result.failures

@@ -55,7 +55,7 @@ def test_compare_overlap_references_and_compute(run, tmp_path, arc1_eval, baseli
     assert overlap["both"] == len(ours & claude_solved) and overlap["b_only"] == len(claude_solved - ours) == 78 - overlap["both"]
     assert [r["name"] for r in c["references"]][:2] == ["OpenAI o1-preview", "Claude 3.5 Sonnet"]
     assert all(r["kind"] == "published, no predictions" for r in c["references"])
-    out = CliRunner().invoke(app, ["compare", str(run), str(claude), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)],
+    out = CliRunner().invoke(app, ["compare", str(run), str(claude), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir), "--wide"],
                              env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
     for text in ("published, no predictions", "CogVideoX1.5 (paper)", "16.75%", "A only", "forward_flops/problem", "claude_sonnet_20241022"):
@@ -102,3 +102,39 @@ def test_compare_a_run_on_another_dataset_is_refused_in_one_line(tmp_path, sampl
     assert out.exit_code != 0 and "\n" not in message
     assert message.startswith(str(run)) and "is in arc-agi-1/evaluation: check --dataset" in message
     assert "was made on tasks_json" in message
+
+
+def test_compare_is_compact_by_default_wide_on_request(run, baselines_dir, datasets_dir):
+    claude = str(baselines_dir / "claude_sonnet_20241022" / "submissions")
+    args = ["compare", str(run), claude, "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)]
+    compact = CliRunner().invoke(app, args, env={"COLUMNS": "140"})
+    assert compact.exit_code == 0, compact.output
+    header = next(line for line in compact.output.splitlines() if "strict %" in line)
+    assert "pass@1" not in compact.output and "forward_flops/problem" not in compact.output and "--wide" in compact.output
+    assert "…" not in compact.output and len(header) <= 140  # nothing cut: the main columns fit 140 columns
+    wide = CliRunner().invoke(app, [*args, "--wide"], env={"COLUMNS": "300"})
+    assert wide.exit_code == 0, wide.output
+    assert [t for t in ("pass@1", "pass@2", "(size given)", "forward_flops/problem") if t not in wide.output] == []
+
+
+def test_score_tasks_from_a_run_scores_its_export_as_the_run(tmp_path, arc1_eval, datasets_dir):
+    tasks = list(arc1_eval)[:6]
+    run = write_run(tmp_path / "run", tasks, solved={tasks[0].id, tasks[1].id}, failed={tasks[5].id}, selection=[t.id for t in tasks])
+    cli = CliRunner()
+    assert cli.invoke(app, ["export", str(run), "--format", "kaggle", "--out", str(tmp_path / "submission.json")]).exit_code == 0
+    as_run = json.loads(cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir), "--json"]).output)
+    whole = json.loads(cli.invoke(app, ["score", str(tmp_path / "submission.json"), "--dataset", "arc-agi-1/evaluation",
+                                        "--data-dir", str(datasets_dir), "--json"]).output)
+    scoped = cli.invoke(app, ["score", str(tmp_path / "submission.json"), "--tasks-from", str(run), "--data-dir", str(datasets_dir), "--json"])
+    assert scoped.exit_code == 0, scoped.output
+    scoped = json.loads(scoped.output)
+    assert whole["missing"] == 395 and scoped["missing"] == as_run["missing"] == 1
+    for key in ("strict_solved", "per_output_score", "outputs_solved", "outputs_total", "pass_at_k", "lenient"):
+        assert scoped[key] == as_run[key], key
+    text = cli.invoke(app, ["score", str(tmp_path / "submission.json"), "--tasks-from", str(run), "--data-dir", str(datasets_dir)],
+                      env={"COLUMNS": "300"})
+    assert "scored on 6 of 400 tasks" in text.output and "2 attempts" in text.output
+    one = cli.invoke(app, ["score", str(run), "--attempts", "1", "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"})
+    assert "· 1 attempt ·" in one.output and "1 attempts" not in one.output
+    refused = cli.invoke(app, ["score", str(run), "--tasks-from", str(tmp_path / "submission.json"), "--data-dir", str(datasets_dir)])
+    assert refused.exit_code != 0 and "not a run folder that records its selected tasks" in str(refused.exception)

@@ -137,3 +137,17 @@ def test_grey_noise_is_no_body_part():
     assert (M.segment_parts(frame) == 0).all()
     frame[5:10, 5:10] = (200, 40, 30)  # reddish: an arm
     assert len(M.part_centroids(M.segment_parts(frame))["arm"]) == 1
+
+
+def test_psnr_and_ssim_are_scikit_images():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(0)
+    for shape in [(64, 64, 3), (64, 64), (33, 47, 3)]:
+        a = rng.integers(0, 256, shape).astype(np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
+        expected = structural_similarity(a, b, data_range=255, channel_axis=2 if len(shape) == 3 else None,
+                                         gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        assert M.ssim(b, a) == pytest.approx(expected, abs=1e-12)
+        assert M.psnr(b, a) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
+    assert M.psnr(a, a) == M.PSNR_CAP_DB

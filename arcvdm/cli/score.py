@@ -18,8 +18,9 @@ ALL_TASKS_HELP = "Score run folders on the whole dataset (tasks the run did not 
 
 
 def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[str], attempts: Optional[int] = None,
-                all_tasks: bool = False):
+                all_tasks: bool = False, tasks_from: Optional[Path] = None):
     """Read each prediction set and score it on the same tasks; the dataset comes from --dataset or the first run's config.
+    `tasks_from`: a run folder whose selected tasks are the ones scored (an export of that run scores as the run).
 
     Returns (dataset spec, scores, prediction sets, the task ids scored on or None for the whole dataset).
     """
@@ -33,9 +34,12 @@ def load_scored(paths: list[Path], dataset: Optional[str], data_dir: Optional[st
         seen[p.name] = seen.get(p.name, 0) + 1
         if seen[p.name] > 1:
             p.name = f"{p.name} ({seen[p.name]})"
+    scope = load_predictions(tasks_from) if tasks_from is not None else None
+    if scope is not None and scope.selected is None:
+        raise ArcvdmError(f"--tasks-from {tasks_from}: not a run folder that records its selected tasks (config.json \"tasks\")")
     arc = [p for p in psets if p.family == "arc"]  # a vision run's "dataset" is its picture source, not answers
-    spec, tasks = ground_truth(arc, dataset, data_dir) if arc else (dataset, None)
-    selection = shared_selection(psets, all_tasks)
+    spec, tasks = ground_truth(arc + ([scope] if scope else []), dataset, data_dir) if arc else (dataset, None)
+    selection = scope.selected if scope is not None else shared_selection(psets, all_tasks)
     # Run folders first: a selection outside the dataset is then refused by a run that made it, not by another set.
     scored = {id(p): score_tasks(p, tasks, attempts, selection) if p.family == "arc" else score(p)
               for p in sorted(psets, key=lambda q: q.selected is None)}
@@ -59,19 +63,24 @@ def score_command(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     attempts: Optional[int] = typer.Option(None, "--attempts", help="Count only attempts 1..N (default: all given)."),
     all_tasks: bool = typer.Option(False, "--all-tasks", help=ALL_TASKS_HELP),
+    tasks_from: Optional[Path] = typer.Option(None, "--tasks-from", help="Score only the tasks this run folder selected "
+                                              "(re-scoring its export gives the run's numbers)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Score predictions: strict per-task, per-output, pass@k, lenient levels (and per concept on ConceptARC).
 
-    A run folder is scored on the tasks it selected (--tasks/--limit) unless --all-tasks; other sets on the whole dataset.
+    A run folder is scored on the tasks it selected (--tasks/--limit) unless --all-tasks; other sets on the whole
+    dataset, or on the tasks a run selected with --tasks-from RUN.
     """
-    from arcvdm.report.tables import print_score
+    from arcvdm.report.tables import print_score, shape_from_truth
 
-    _, (result,), _, _ = load_scored([predictions], dataset, data_dir, attempts, all_tasks)
+    if tasks_from is not None and all_tasks:
+        raise ArcvdmError("--tasks-from and --all-tasks contradict each other: pass one")
+    _, (result,), (pset,), _ = load_scored([predictions], dataset, data_dir, attempts, all_tasks, tasks_from)
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
-        print_score(result, Console())
+        print_score(result, Console(), size_from_truth=shape_from_truth(pset))
 
 
 @app.command("compare")
@@ -80,7 +89,8 @@ def compare_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     all_tasks: bool = typer.Option(False, "--all-tasks", help="Compare on the whole dataset instead of the tasks every run folder selected."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    wide: bool = typer.Option(False, "--wide", help="Add pass@k, the lenient levels and compute per problem (a wide terminal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables (every column)."),
 ) -> None:
     """Compare prediction sets side by side with the published reference rows, and which problems each solves.
 
@@ -88,14 +98,15 @@ def compare_command(
     dataset with --all-tasks or when no run folder is given.
     """
     from arcvdm.compare import compare
-    from arcvdm.report.tables import print_comparison
+    from arcvdm.report.tables import print_comparison, shape_from_truth
 
-    spec, scores, _, selection = load_scored(predictions, dataset, data_dir, all_tasks=all_tasks)
+    spec, scores, psets, selection = load_scored(predictions, dataset, data_dir, all_tasks=all_tasks)
     comparison = compare(scores, spec or "", selection)
     if as_json:
         print(json.dumps(comparison.to_dict()))
     else:
-        print_comparison(comparison, Console())
+        given = frozenset(s.name for s, p in zip(scores, psets) if shape_from_truth(p))
+        print_comparison(comparison, Console(), wide=wide, size_from_truth=given)
 
 
 @app.command("export")

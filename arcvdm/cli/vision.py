@@ -77,7 +77,8 @@ def run(
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
         images=images, progress=progress, log=typer.echo,
     )
-    means = ", ".join(f"{k} {m['mean']:.4g} ± {m['std']:.2g}" for k, m in summary["metrics"].items())
+    # A standard deviation needs two seeds: with one, the mean alone.
+    means = ", ".join(f"{k} {m['mean']:.4g}" + (f" ± {m['std']:.2g}" if m["n"] > 1 else "") for k, m in summary["metrics"].items())
     typer.echo(f"{summary['done']}/{summary['problems']} problems done ({summary['skipped']} already), "
                f"{summary['failed']} failed; mean over seeds: {means or 'none'}; results in {out}")
     if summary["failed"]:

@@ -2,61 +2,69 @@
 
 index.html: the summary metrics and a sortable, filterable table of problems. problems/<id>.html: train pairs,
 the transition GIF when the run saved one, every checkpoint's decoded prediction next to the ground truth with a
-cell-difference view, the attempts and vote counts. Grids are small PNGs (no videos are copied), so a
-400-problem report stays a few megabytes. Vision runs get their metric table and each checkpoint's images.
+cell-difference view, the attempts and vote counts. Vision runs get their metric table and each checkpoint's
+labelled input / target / prediction images. Pages are rendered from the Jinja2 templates in
+arcvdm/report/templates/ (escaping by default). Everything a page shows is written or copied under the report
+folder, so the folder can be moved or shared on its own; grids are small PNGs, so a 400-problem report stays a
+few megabytes plus the run's transition GIFs.
 """
 
 from __future__ import annotations
 
-import html
-import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, PackageLoader
 
 from arcvdm.formats import PredictionSet, parse_attempt
 from arcvdm.io import atomic_write_text, safe_name
 from arcvdm.render import save_png
 from arcvdm.report.images import diff_image, grid_image
 from arcvdm.report.inspect import MAX_VOTES
-from arcvdm.report.tables import summary_line
+from arcvdm.report.tables import level_name, plural, shape_from_truth, std_cell, summary_line
 from arcvdm.scoring import ArcScore, TaskScore, score, score_vision
 from arcvdm.tasks import Grid, Task, TaskSet
+from arcvdm.vision.families import IMAGE_PANELS
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{cursor:pointer;background:#eee}.ok{color:#080}.bad{color:#c00}.dim{color:#888}
-figure{display:inline-block;margin:4px 10px 4px 0;vertical-align:top}figcaption{font-size:12px;color:#555}
-img{image-rendering:pixelated;border:1px solid #ddd}section{margin-bottom:1.5em}
-"""
-SCRIPT = """
-const body=document.querySelector('#problems tbody');
-document.querySelectorAll('#problems th').forEach((th,i)=>th.onclick=()=>{
-  const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
-  [...body.rows].sort((a,b)=>{const x=a.cells[i].dataset.v,y=b.cells[i].dataset.v,nx=parseFloat(x),ny=parseFloat(y);
-    const c=(isNaN(nx)||isNaN(ny))?x.localeCompare(y):nx-ny;return asc?c:-c}).forEach(r=>body.appendChild(r))});
-const text=document.getElementById('filter'),status=document.getElementById('status');
-function apply(){const q=text.value.toLowerCase();for(const r of body.rows){
-  r.style.display=(r.textContent.toLowerCase().includes(q)&&(!status.value||r.dataset.status===status.value))?'':'none'}}
-text.oninput=apply;status.onchange=apply;
-"""
-FILTERS = """<p><input id="filter" placeholder="filter problems"> <select id="status"><option value="">all</option>
-<option>solved</option><option>unsolved</option><option>failed</option></select> (click a column to sort)</p>"""
+_TEMPLATES = Environment(loader=PackageLoader("arcvdm.report", "templates"), autoescape=True,
+                         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_TRIPLET = re.compile(r"step\d+-eval\d+\.png$")  # the vision runner's input | target | prediction pictures
 
 
-def page(title: str, body: str, script: str = "") -> str:
-    js = f"<script>{script}</script>" if script else ""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-            f"<body>{body}{js}</body></html>\n")
+def render_page(template: str, **context: Any) -> str:
+    return _TEMPLATES.get_template(template).render(**context)
 
 
-def esc(value: Any) -> str:
-    return html.escape(str(value))
+def figure(src: str | None, caption: str, mark: str | None = None, note: str = "", **extra: Any) -> dict[str, Any]:
+    """A picture for the `figure` macro: `mark` is "right", "wrong" or None; `note` stands in for a missing picture."""
+    return {"src": src, "caption": caption, "mark": mark, "note": note, **extra}
 
 
-def figure(src: str | None, caption: str, note: str = "") -> str:
-    img = f"<img src='{esc(src)}' alt='{esc(caption)}'>" if src else f"<div class='dim'>{esc(note or 'none')}</div>"
-    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+def selection_words(selection: Any) -> str:
+    """The problem file's `selection` entry as a sentence."""
+    if not isinstance(selection, dict):
+        return "not recorded"
+    rule, k = selection.get("rule"), selection.get("k")
+    words = [f"{'the paper rule' if rule == 'paper' else rule or 'unknown rule'}, {plural(k, 'attempt')} per test input"]
+    solved = selection.get("solved_train_at")
+    words.append(f"every train pair exact from step {solved}" if solved is not None else "the train pairs never all exact")
+    if rule == "leave-one-out":
+        held = selection.get("solved_held_out_at")
+        words.append(f"held-out pairs exact at two checkpoints in a row by step {held}" if held is not None
+                     else "held-out pairs never exact twice in a row (the last checkpoints lead)")
+    steps = [str(s) for s in selection.get("steps") or []]
+    if steps:
+        words.append("attempts drawn first from step" + ("s " if len(steps) > 1 else " ") + ", ".join(steps))
+    return "; ".join(words)
+
+
+def steps_words(record: dict[str, Any]) -> str:
+    run, fixed = record.get("train_steps_run"), record.get("train_steps_fixed")
+    if run is None:
+        return "training steps: not recorded"
+    return f"training steps: {run}" + (f" of {fixed} scheduled" if fixed is not None and fixed != run else "")
 
 
 def write_report(pset: PredictionSet, tasks: TaskSet | None, out_dir: str | Path) -> Path:
@@ -73,51 +81,30 @@ def write_report(pset: PredictionSet, tasks: TaskSet | None, out_dir: str | Path
             continue  # not attempted by this run: counted as missing in the summary
         _write_problem(tasks[ts.task_id], record, ts, pset.path, out_dir)
         rows.append(_index_row(ts, record))
-    return atomic_write_text(out_dir / "index.html", page(f"arcvdm report: {pset.name}", _index_body(pset, result, rows), SCRIPT))
-
-
-def _index_row(ts: TaskScore, record: dict[str, Any]) -> str:
-    done = record.get("status") == "done"
-    state = "solved" if ts.solved else ("unsolved" if done else "failed")
-    fraction = ts.fraction(lambda o: o.correct_at is not None)
-    steps = record.get("train_steps_run")
-    seconds = (record.get("timings") or {}).get("total_s")
-    cells = [
-        (ts.task_id, f"<a href='problems/{esc(ts.task_id)}.html'>{esc(ts.task_id)}</a>"),
-        (ts.concept or "", esc(ts.concept or "")),
-        (record.get("status", "?"), esc(record.get("status", "?"))),
-        (int(ts.solved), "<span class='ok'>✓</span>" if ts.solved else "<span class='bad'>✗</span>"),
-        (fraction, f"{fraction:.2f}"),
-        (steps if steps is not None else -1, esc(steps if steps is not None else "")),
-        (seconds if seconds is not None else -1, f"{seconds:.1f}" if seconds is not None else ""),
-    ]
-    tds = "".join(f"<td data-v='{esc(v)}'>{shown}</td>" for v, shown in cells)
-    return f"<tr data-status='{state}'>{tds}</tr>"
-
-
-def _index_body(pset: PredictionSet, result: ArcScore, rows: list[str]) -> str:
+    given = shape_from_truth(pset)
     d = result.to_dict()
-    metrics = "".join(
-        f"<tr><td>{esc(name)}</td><td>{t['strict_solved']}</td><td>{t['per_output_score']:.1f}</td><td>{t['outputs_solved']}/{d['outputs_total']}</td></tr>"
-        for name, t in [*((f"pass@{k}", v) for k, v in d["pass_at_k"].items()), *((f"lenient: {k}", v) for k, v in d["lenient"].items())]
-    )
-    concepts = "".join(
-        f"<tr><td>{esc(c)}</td><td>{r['outputs_solved']}/{r['outputs_total']}</td><td>{r['accuracy']:.2f}</td></tr>"
-        for c, r in d.get("per_concept", {}).items()
-    )
-    concept_table = f"<h2>Per concept (test outputs)</h2><table><tr><th>concept</th><th>solved</th><th>accuracy</th></tr>{concepts}</table>" if concepts else ""
-    return (
-        f"<h1>{esc(pset.name)}</h1><p>{esc(summary_line(result))}</p>"
-        "<p class='dim'>strict = every test output of a task exact; per-output = fraction of a task's outputs exact, summed.</p>"
-        "<table><tr><th>level</th><th>strict tasks</th><th>per-output score</th><th>test outputs</th></tr>"
-        f"{metrics}</table>{concept_table}<h2>Problems ({len(rows)} in this run)</h2>{FILTERS}"
-        "<table id='problems'><thead><tr><th>task</th><th>concept</th><th>status</th><th>solved (strict)</th>"
-        f"<th>per-output</th><th>steps</th><th>time (s)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    levels = [*((f"pass@{k}", v) for k, v in d["pass_at_k"].items()),
+              *((f"lenient: {level_name(k, given)}", v) for k, v in d["lenient"].items())]
+    metrics = [{"level": name, "strict": t["strict_solved"], "per_output": t["per_output_score"],
+                "outputs": f"{t['outputs_solved']}/{d['outputs_total']}"} for name, t in levels]
+    concepts = [{"name": c, "solved": r["outputs_solved"], "total": r["outputs_total"], "accuracy": r["accuracy"]}
+                for c, r in d.get("per_concept", {}).items()]
+    text = render_page("index.html", title=f"arcvdm report: {pset.name}", sortable=True, name=pset.name,
+                       summary=summary_line(result), metrics=metrics, concepts=concepts, rows=rows, size_from_truth=given)
+    return atomic_write_text(out_dir / "index.html", text)
+
+
+def _index_row(ts: TaskScore, record: dict[str, Any]) -> dict[str, Any]:
+    done = record.get("status") == "done"
+    return {"id": ts.task_id, "page": f"{safe_name(ts.task_id)}.html", "concept": ts.concept or "",
+            "status": record.get("status", "unknown"), "state": "solved" if ts.solved else ("unsolved" if done else "failed"),
+            "solved": ts.solved, "fraction": ts.fraction(lambda o: o.correct_at is not None),
+            "steps": record.get("train_steps_run"), "seconds": (record.get("timings") or {}).get("total_s")}
 
 
 class _Pictures:
-    """Writes a problem's PNGs into report/problems/<id>/ and returns their paths relative to the page."""
+    """Writes a problem's PNGs (and copies the run's files it shows) into report/problems/<id>/; returns their
+    paths relative to the page."""
 
     def __init__(self, out_dir: Path, task_id: str):
         self.folder = out_dir / "problems" / safe_name(task_id)
@@ -127,106 +114,116 @@ class _Pictures:
         save_png(grid_image(grid), self.folder / f"{name}.png")
         return f"{self.prefix}/{name}.png"
 
-    def prediction(self, name: str, value: Any, truth: Grid | None, caption: str) -> str:
-        """The decoded grid (or why there is none) with ✓/✗, and its cell-difference view against `truth`."""
+    def copy(self, source: Path) -> str:
+        """A file of the run folder, copied next to the page's pictures (named `run-<name>`, never clashing)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, self.folder / f"run-{source.name}")
+        return f"{self.prefix}/run-{source.name}"
+
+    def prediction(self, name: str, value: Any, truth: Grid | None, caption: str) -> list[dict[str, Any]]:
+        """The decoded grid (or why there is none) marked right or wrong, and its cell-difference view against `truth`."""
         grid, issue = parse_attempt(value, caption)
         if grid is None:
-            return figure(None, f"{esc(caption)} <span class='bad'>✗</span>", issue or "no prediction")
+            return [figure(None, caption, "wrong", issue or "no prediction")]
         right = truth is not None and grid == truth
-        mark = "<span class='ok'>✓</span>" if right else "<span class='bad'>✗</span>"
-        shown = figure(self.grid(name, grid), f"{esc(caption)} {mark if truth is not None else ''}")
+        mark = None if truth is None else ("right" if right else "wrong")
+        shown = [figure(self.grid(name, grid), caption, mark)]
         if truth is None or right:
             return shown
         diff = diff_image(grid, truth)
         if diff is None:
-            return shown + figure(None, "difference", f"shape {grid.shape[0]}×{grid.shape[1]}, truth {truth.shape[0]}×{truth.shape[1]}")
+            return shown + [figure(None, "difference", note=f"shape {grid.shape[0]}×{grid.shape[1]}, truth {truth.shape[0]}×{truth.shape[1]}")]
         save_png(diff, self.folder / f"{name}-diff.png")
         wrong = int((grid.array != truth.array).sum())
-        return shown + figure(f"{self.prefix}/{name}-diff.png", f"difference: {wrong} cells")
+        return shown + [figure(f"{self.prefix}/{name}-diff.png", f"difference: {wrong} cells")]
 
 
-def _vote_table(pictures: _Pictures, j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], truth: Grid | None) -> str:
+def _votes(pictures: _Pictures, j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], truth: Grid | None) -> list[dict[str, Any]]:
     """The grids voted on for test input j as small pictures, most votes first, with their counts."""
     rows = []
     for n, vote in enumerate(votes[:MAX_VOTES], 1):
         grid, issue = parse_attempt(vote.get("grid"), f"vote {n}")
-        picture = figure(pictures.grid(f"test{j}-vote{n}", grid), f"{grid.shape[0]}×{grid.shape[1]}") if grid is not None else esc(issue or "none")
-        right = "" if truth is None else ("<span class='ok'>✓</span>" if grid is not None and grid == truth else "<span class='bad'>✗</span>")
-        became = ", ".join(key for key, value in sorted(attempts.items()) if grid is not None and value == grid.root)
-        rows.append(f"<tr><td>{n}</td><td>{picture}</td><td>{esc(vote.get('count', '?'))}</td><td>{esc(vote.get('identity_votes', ''))}</td>"
-                    f"<td>{esc(vote.get('last_step', ''))}</td><td>{right}</td><td>{esc(became)}</td></tr>")
-    more = f"<p class='dim'>and {len(votes) - MAX_VOTES} more grids with fewer votes</p>" if len(votes) > MAX_VOTES else ""
-    return (f"<h3>Votes</h3><table class='votes' id='votes-test{j}'><tr><th>#</th><th>grid</th><th>votes</th><th>untransformed views</th>"
-            f"<th>last step</th><th>right</th><th>attempt</th></tr>{''.join(rows)}</table>{more}")
+        picture = figure(pictures.grid(f"test{j}-vote{n}", grid), f"{grid.shape[0]}×{grid.shape[1]}") if grid is not None else None
+        rows.append({"picture": picture, "issue": issue or "none", "count": vote.get("count", "?"),
+                     "identity_votes": vote.get("identity_votes", ""), "last_step": vote.get("last_step", ""),
+                     "right": None if truth is None else (grid is not None and grid == truth),
+                     "became": ", ".join(key for key, value in sorted(attempts.items()) if grid is not None and value == grid.root)})
+    return rows
 
 
 def _write_problem(task: Task, record: dict[str, Any], ts: TaskScore, run_dir: Path, out_dir: Path) -> None:
     pictures = _Pictures(out_dir, task.id)
-    pages_dir = out_dir / "problems"
-    sections = [f"<p><a href='../index.html'>← all problems</a></p><h1>{esc(task.id)}</h1>"
-                f"<p>status: {esc(record.get('status'))} · solved (strict): {'✓' if ts.solved else '✗'} · "
-                f"steps run: {esc(record.get('train_steps_run'))} · selection: {esc(record.get('selection'))}</p>"]
-    train = "".join(figure(pictures.grid(f"train{i}-input", p.input), f"train {i} input")
-                    + figure(pictures.grid(f"train{i}-output", p.output), f"train {i} output") + "<br>" for i, p in enumerate(task.train))
-    gifs = sorted((run_dir / "problems" / task.id).glob("train*.gif")) if (run_dir / "problems" / task.id).is_dir() else []
-    videos = "".join(figure(os.path.relpath(g, pages_dir), f"transition video {g.stem}") for g in gifs)
-    sections.append(f"<section><h2>Train pairs</h2>{train}{videos}</section>")
+    run_pictures = run_dir / "problems" / task.id
+    facts = [f"status: {record.get('status') or 'unknown'}", f"solved (strict): {'yes' if ts.solved else 'no'}",
+             steps_words(record), f"selection: {selection_words(record.get('selection'))}"]
+    train = [(figure(pictures.grid(f"train{i}-input", p.input), f"train {i} input"),
+              figure(pictures.grid(f"train{i}-output", p.output), f"train {i} output")) for i, p in enumerate(task.train)]
+    gifs = sorted(run_pictures.glob("train*.gif")) if run_pictures.is_dir() else []
+    videos = [figure(pictures.copy(g), f"transition video {g.stem}") for g in gifs]
     attempts, votes = record.get("attempts") or [], record.get("votes") or []
+    tests = []
     for j, pair in enumerate(task.test):
-        parts = [figure(pictures.grid(f"test{j}-input", pair.input), f"test {j} input"),
-                 figure(pictures.grid(f"test{j}-truth", pair.output), f"test {j} ground truth")]
+        figures = [figure(pictures.grid(f"test{j}-input", pair.input), f"test {j} input"),
+                   figure(pictures.grid(f"test{j}-truth", pair.output), f"test {j} ground truth")]
         entry = attempts[j] if j < len(attempts) and isinstance(attempts[j], dict) else {}
-        parts += [pictures.prediction(f"test{j}-{key}", value, pair.output, key) for key, value in sorted(entry.items())]
-        if j < len(votes) and votes[j]:
-            parts.append(_vote_table(pictures, j, votes[j], entry, pair.output))
-        sections.append(f"<section><h2>Test {j}</h2>{''.join(parts)}</section>")
+        for key, value in sorted(entry.items()):
+            figures += pictures.prediction(f"test{j}-{key}", value, pair.output, key.replace("_", " "))
+        voted = votes[j] if j < len(votes) and votes[j] else []
+        tests.append({"figures": figures, "votes": _votes(pictures, j, voted, entry, pair.output),
+                      "more_votes": max(0, len(voted) - MAX_VOTES)})
+    checkpoints = []
     for checkpoint in record.get("checkpoints") or []:
-        step, parts = checkpoint.get("step"), []
+        step, rows = checkpoint.get("step"), []
         for split, pairs in (("train", task.train), ("test", task.test)):
             for i, entry in enumerate(checkpoint.get(split) or []):
                 truth = pairs[i].output if i < len(pairs) else None
-                frame = run_dir / "problems" / task.id / f"step{step}-{split}{i}.png"
+                row = []
+                frame = run_pictures / f"step{step}-{split}{i}.png"
                 if frame.is_file():
-                    parts.append(f"<figure><img src='{esc(os.path.relpath(frame, pages_dir))}' width='120'><figcaption>last frame</figcaption></figure>")
+                    row.append(figure(pictures.copy(frame), f"{split} {i}: generated last frame", width=120))
                 caption = f"{split} {i}" + (f" ({entry['error']})" if entry.get("error") else "")
-                parts.append(pictures.prediction(f"step{step}-{split}{i}", entry.get("prediction"), truth, caption))
+                row += pictures.prediction(f"step{step}-{split}{i}", entry.get("prediction"), truth, caption)
                 if truth is not None:  # the PNG written above for the train pair or the test section
                     name = f"train{i}-output" if split == "train" else f"test{i}-truth"
-                    parts.append(figure(f"{pictures.prefix}/{name}.png", f"{split} {i} ground truth") + "<br>")
-        sections.append(f"<section><h2>Checkpoint step {esc(step)}</h2>{''.join(parts)}</section>")
-    atomic_write_text(pages_dir / f"{safe_name(task.id)}.html", page(task.id, "".join(sections)))
+                    row.append(figure(f"{pictures.prefix}/{name}.png", f"{split} {i} ground truth"))
+                rows.append(row)
+        checkpoints.append({"step": step, "rows": rows})
+    text = render_page("problem.html", title=task.id, task_id=task.id, facts=facts, train=train, videos=videos,
+                       tests=tests, checkpoints=checkpoints)
+    atomic_write_text(out_dir / "problems" / f"{safe_name(task.id)}.html", text)
 
 
 def _write_vision(pset: PredictionSet, out_dir: Path) -> Path:
     result = score_vision(pset)
-    metrics = "".join(f"<tr><td>{esc(k)}</td><td>{m['mean']:.4f}</td><td>{m['std']:.4f}</td><td>{m['n']}</td></tr>" for k, m in result.metrics.items())
+    metrics = [{"name": k, "mean": m["mean"], "std": std_cell(m), "n": m["n"]} for k, m in result.metrics.items()]
     names = list(result.metrics)
     rows = []
     for task_id, record in sorted(pset.records.items()):
-        done = record.get("status") == "done"
         values = record.get("metrics") or {}
-        cells = [(task_id, f"<a href='problems/{esc(task_id)}.html'>{esc(task_id)}</a>"), (record.get("status"), esc(record.get("status")))]
-        cells += [(values.get(n, -1), f"{values[n]:.4f}" if isinstance(values.get(n), (int, float)) else "") for n in names]
-        tds = "".join(f"<td data-v='{esc(v)}'>{shown}</td>" for v, shown in cells)
-        rows.append(f"<tr data-status='{'unsolved' if done else 'failed'}'>{tds}</tr>")
+        rows.append({"id": task_id, "page": f"{safe_name(task_id)}.html", "status": record.get("status") or "unknown",
+                     "state": "unsolved" if record.get("status") == "done" else "failed",
+                     "cells": [values[n] if isinstance(values.get(n), (int, float)) else None for n in names]})
         _write_vision_problem(pset.path, out_dir, task_id, record)
-    heads = "".join(f"<th>{esc(n)}</th>" for n in ["problem", "status", *names])
-    body = (f"<h1>{esc(pset.name)} ({esc(result.family)})</h1><p>{result.problems} problems scored, {len(result.failed)} failed</p>"
-            f"<table><tr><th>metric</th><th>mean</th><th>std (n-1)</th><th>n</th></tr>{metrics}</table><h2>Problems</h2>{FILTERS}"
-            f"<table id='problems'><thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    return atomic_write_text(out_dir / "index.html", page(f"arcvdm report: {pset.name}", body, SCRIPT))
+    text = render_page("vision_index.html", title=f"arcvdm report: {pset.name}", sortable=True, name=pset.name,
+                       family=result.family, problems=result.problems, failed=len(result.failed), metrics=metrics,
+                       names=names, rows=rows)
+    return atomic_write_text(out_dir / "index.html", text)
 
 
 def _write_vision_problem(run_dir: Path, out_dir: Path, task_id: str, record: dict[str, Any]) -> None:
-    pages_dir = out_dir / "problems"
-    sections = [f"<p><a href='../index.html'>← all problems</a></p><h1>{esc(task_id)}</h1><p>status: {esc(record.get('status'))}</p>"]
+    pictures = _Pictures(out_dir, task_id)
+    checkpoints = []
     for checkpoint in record.get("checkpoints") or []:
         figures = []
         for rel in checkpoint.get("images") or []:
             # the vision runner names images relative to problems/; accept the run folder and the problem's folder too
             candidates = (run_dir / "problems" / rel, run_dir / rel, run_dir / "problems" / task_id / rel)
             path = next((p for p in candidates if p.is_file()), None)
-            figures.append(figure(os.path.relpath(path, pages_dir) if path else None, esc(Path(rel).stem), f"missing: {rel}"))
+            panels = IMAGE_PANELS if _TRIPLET.search(rel) else None
+            caption = Path(rel).stem + (": " + ", ".join(IMAGE_PANELS) + " (left to right)" if panels else "")
+            figures.append(figure(pictures.copy(path) if path else None, caption, note=f"missing: {rel}", panels=panels))
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in (checkpoint.get("metrics") or {}).items() if isinstance(v, (int, float)))
-        sections.append(f"<section><h2>Step {esc(checkpoint.get('step'))}</h2><p>{esc(metrics)}</p>{''.join(figures)}</section>")
-    atomic_write_text(pages_dir / f"{safe_name(task_id)}.html", page(task_id, "".join(sections)))
+        checkpoints.append({"step": checkpoint.get("step"), "metrics": metrics, "figures": figures})
+    text = render_page("vision_problem.html", title=task_id, task_id=task_id, status=record.get("status") or "unknown",
+                       checkpoints=checkpoints)
+    atomic_write_text(out_dir / "problems" / f"{safe_name(task_id)}.html", text)

@@ -13,6 +13,29 @@ from arcvdm.scoring import COMPUTE_FIELDS, ArcScore, Tally, VisionScore
 MAX_LISTED = 10
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# Under the centered layout the decoder is given each test output's size from the ground truth, so the
+# "shape" level is right by construction there: it is shown, marked, but says nothing about the model.
+SHAPE_FROM_TRUTH = "shape (size from the ground truth)"
+
+
+def shape_from_truth(pset) -> bool:
+    """Whether a run folder decoded its test outputs at the ground truth's size (the centered layout)."""
+    return any(r.get("output_size_from") == "ground-truth" for r in pset.records.values())
+
+
+def level_name(level: str, size_from_truth: bool) -> str:
+    return SHAPE_FROM_TRUTH if level == "shape" and size_from_truth else level
+
+
+def std_cell(metric: dict) -> str:
+    """A standard deviation needs two values: '-' for n = 1."""
+    return f"{metric['std']:.4f}" if metric.get("n", 0) > 1 else "-"
+
+
 def pct(part: float, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "-"
 
@@ -29,8 +52,8 @@ def summary_line(s: ArcScore) -> str:
 
 def attempts_note(s: ArcScore) -> str:
     if s.attempts_given > s.attempts:
-        return f"{s.attempts} attempts counted of {s.attempts_given} given"
-    return f"{s.attempts} attempt{'s' if s.attempts > 1 else ''}"
+        return f"{plural(s.attempts, 'attempt')} counted of {s.attempts_given} given"
+    return plural(s.attempts, "attempt")
 
 
 def print_warnings(s: ArcScore, console: Console) -> None:
@@ -59,7 +82,8 @@ def _tally_cells(t: Tally, tasks: int, outputs: int) -> list[str]:
             f"{t.outputs_solved}/{outputs}"]
 
 
-def print_score(s: ArcScore | VisionScore, console: Console) -> None:
+def print_score(s: ArcScore | VisionScore, console: Console, size_from_truth: bool = False) -> None:
+    """`size_from_truth`: the set decoded test outputs at the ground truth's size (see SHAPE_FROM_TRUTH)."""
     if isinstance(s, VisionScore):
         print_vision(s, console)
         return
@@ -72,7 +96,7 @@ def print_score(s: ArcScore | VisionScore, console: Console) -> None:
         table.add_row(f"pass@{k}", *_tally_cells(t, n, outputs))
     for level, t in s.lenient().items():
         if level != "exact":
-            table.add_row(f"lenient: {level}", *_tally_cells(t, n, outputs))
+            table.add_row(f"lenient: {level_name(level, size_from_truth)}", *_tally_cells(t, n, outputs))
     console.print(table)
     concepts = s.per_concept()
     if concepts:
@@ -104,14 +128,16 @@ def print_unusable(pset: PredictionSet, consequence: str, console: Console) -> N
 
 
 def print_vision(s: VisionScore, console: Console) -> None:
-    console.print(f"{s.name} ({s.family}): {s.problems} problems scored, {len(s.failed)} failed", highlight=False)
+    console.print(f"{s.name} ({s.family}): {plural(s.problems, 'problem')} scored, {len(s.failed)} failed", highlight=False)
     table = Table("metric", "mean", "std", "n", title="over problems (std with n-1)", title_justify="left")
     for name, m in s.metrics.items():
-        table.add_row(name, f"{m['mean']:.4f}", f"{m['std']:.4f}", str(m["n"]))
+        table.add_row(name, f"{m['mean']:.4f}", std_cell(m), str(m["n"]))
     console.print(table)
 
 
-def print_comparison(c: Comparison, console: Console) -> None:
+def print_comparison(c: Comparison, console: Console, wide: bool = False, size_from_truth: frozenset[str] = frozenset()) -> None:
+    """The main columns fit 100 characters; `wide` adds pass@k, the lenient levels and compute per problem.
+    `size_from_truth`: names of the sets decoded at the ground truth's size (their shape level is marked)."""
     arc = [s for s in c.scores if isinstance(s, ArcScore)]
     console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
                   "fraction of outputs exact; published rows have no predictions", highlight=False)
@@ -120,18 +146,20 @@ def print_comparison(c: Comparison, console: Console) -> None:
         print_warnings(s, console)
     if arc:
         k = max(s.attempts for s in arc)
-        levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]
-        compute = [f for f in (*COMPUTE_FIELDS, "total_s") if any(f in s.compute for s in arc)]
-        table = Table("set", "strict %", "strict tasks", "per-output", "outputs", *[f"pass@{i}" for i in range(1, k + 1)],
-                      *levels, *[f"{f}/problem" for f in compute],
-                      title="pass@k and lenient columns count test outputs", title_justify="left")
+        levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"] if wide else []
+        compute = [f for f in (*COMPUTE_FIELDS, "total_s") if any(f in s.compute for s in arc)] if wide else []
+        passes_shown = range(1, k + 1) if wide else range(0)
+        title = "pass@k and lenient columns count test outputs" if wide else "--wide adds pass@k, lenient levels and compute; --json all"
+        table = Table("set", "strict %", "strict tasks", "per-output", "outputs", *[f"pass@{i}" for i in passes_shown],
+                      *levels, *[f"{f}/problem" for f in compute], title=title, title_justify="left")
         for s in arc:
             n, exact, passes, lenient = len(s.tasks), s.exact, s.pass_at_k(), s.lenient()
             table.add_row(
                 s.name, pct(exact.strict_solved, n), f"{exact.strict_solved}/{n}", f"{exact.per_output_score:.1f}",
                 f"{exact.outputs_solved}/{s.outputs_total}",
-                *[f"{passes[i].outputs_solved}" if i in passes else "-" for i in range(1, k + 1)],
-                *[str(lenient[lvl].outputs_solved) for lvl in levels],
+                *[f"{passes[i].outputs_solved}" if i in passes else "-" for i in passes_shown],
+                *[str(lenient[lvl].outputs_solved) + (" (size given)" if lvl == "shape" and s.name in size_from_truth else "")
+                  for lvl in levels],
                 *[f"{s.compute[f]:.3g}" if f in s.compute else "-" for f in compute],
             )
         for r in c.references:
@@ -139,6 +167,9 @@ def print_comparison(c: Comparison, console: Console) -> None:
         console.print(table)
         if c.references:
             console.print(f"[dim]published rows: {c.references[0].source}[/dim]", highlight=False)
+        if levels and size_from_truth:
+            console.print(f"[dim]size given: {', '.join(sorted(size_from_truth))} decoded test outputs at the ground "
+                          "truth's size (centered layout), so their shape level is right by construction[/dim]", highlight=False)
     if c.concept_references:
         _print_concepts(c, arc, console)
     if c.overlaps:

@@ -264,6 +264,10 @@ for family in (
     FAMILIES.add(family.name, family)
 
 
+# What the runner's stepS-evalJ.png pictures show, left to right (the report labels them with these names).
+IMAGE_PANELS = ("input", "target", "prediction")
+
+
 def side_by_side(*pictures: np.ndarray, gap: int = 4) -> np.ndarray:
     """Pictures in a row on a white strip, for the input / target / prediction PNGs."""
     h = max(p.shape[0] for p in pictures)

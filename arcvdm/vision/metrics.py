@@ -1,10 +1,12 @@
-"""Vision metrics on decoded predictions: mIoU, pose Match Rate (paper appendix B.1), grid accuracy, PSNR/SSIM, exactness."""
+"""Vision metrics on decoded predictions: mIoU, pose Match Rate (paper appendix B.1), grid accuracy, PSNR/SSIM
+(scikit-image's, so figures compare with other papers'), exactness."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 # Pose targets paint each body part one pure colour on black (paper, appendix B.1).
 POSE_COLORS = {
@@ -126,26 +128,20 @@ def nearest_symbol(cells: np.ndarray, symbols: np.ndarray) -> np.ndarray:
 # ---- image similarity -------------------------------------------------------------------------
 
 def psnr(pred: np.ndarray, target: np.ndarray, cap: float = PSNR_CAP_DB) -> float:
-    mse = np.mean((pred.astype(np.float64) - target.astype(np.float64)) ** 2)
-    if mse == 0:
+    """scikit-image's PSNR over 0-255 pixels, capped at `cap` dB (identical images would give infinity)."""
+    if np.array_equal(pred, target):
         return cap
-    return float(min(cap, 10 * np.log10(255.0**2 / mse)))
+    value = peak_signal_noise_ratio(target.astype(np.float64), pred.astype(np.float64), data_range=255)
+    return float(min(cap, value))
 
 
 def ssim(pred: np.ndarray, target: np.ndarray, sigma: float = 1.5) -> float:
-    """Mean SSIM (Wang et al. 2004, Gaussian window σ=1.5, K1=0.01, K2=0.03), averaged over channels."""
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    """scikit-image's mean SSIM as in Wang et al. 2004 (Gaussian window σ=1.5, population covariance,
+    data range 255), over the channels of a colour image: the figure other papers report."""
     a = pred.astype(np.float64).reshape(pred.shape[0], pred.shape[1], -1)
     b = target.astype(np.float64).reshape(a.shape)
-    scores = []
-    for ch in range(a.shape[2]):
-        x, y = a[:, :, ch], b[:, :, ch]
-        blur = lambda z: ndimage.gaussian_filter(z, sigma, truncate=3.5)  # noqa: E731
-        mx, my = blur(x), blur(y)
-        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        scores.append(s.mean())
-    return float(np.mean(scores))
+    return float(structural_similarity(a, b, data_range=255, channel_axis=2, gaussian_weights=True, sigma=sigma,
+                                       use_sample_covariance=False))
 
 
 EXACT_TOLERANCE = 24  # per-channel error still counted as the right pixel (VAE round trips are never bit-exact)
