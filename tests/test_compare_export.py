@@ -135,6 +135,6 @@ def test_score_tasks_from_a_run_scores_its_export_as_the_run(tmp_path, arc1_eval
                       env={"COLUMNS": "300"})
     assert "scored on 6 of 400 tasks" in text.output and "2 attempts" in text.output
     one = cli.invoke(app, ["score", str(run), "--attempts", "1", "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"})
-    assert "· 1 attempt ·" in one.output and "1 attempts" not in one.output
+    assert "· 1 attempt counted of 2 given ·" in one.output and "1 attempts" not in one.output
     refused = cli.invoke(app, ["score", str(run), "--tasks-from", str(tmp_path / "submission.json"), "--data-dir", str(datasets_dir)])
     assert refused.exit_code != 0 and "not a run folder that records its selected tasks" in str(refused.exception)

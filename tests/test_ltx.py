@@ -200,7 +200,7 @@ def test_arc_run_end_to_end(tmp_path, samples_dir):
     result = CliRunner().invoke(app, ["run", str(samples_dir), "--tasks", "flip-h", "--out", str(out), "--preset", "smoke",
                                       "--backbone", "tiny-ltx", "--steps", "2", "--eval-every", "1", "--sample-steps", "2"])
     assert result.exit_code == 0, result.output
-    assert "1 problems: 1 done (0 skipped as already done), 0 failed" in result.output
+    assert "1 problem: 1 done (0 skipped as already done), 0 failed" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["backbone"] == "tiny-ltx" and config["sample"]["scheduler"] == "FlowMatchEulerDiscreteScheduler"
     record = json.loads((out / "problems" / "flip-h.json").read_text())

@@ -256,7 +256,7 @@ def test_arc_run_end_to_end(name, tmp_path, samples_dir):
                                       "--tasks", "flip-h", "--steps", "2", "--eval-every", "1", "--sample-steps", "1",
                                       "--frames", "5", "--height", "32", "--width", "32", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1 problems: 1 done" in result.output
+    assert "1 problem: 1 done" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["backbone"] == name and config["sample"]["scheduler"] == "UniPCMultistepScheduler"
     record = json.loads((out / "problems" / "flip-h.json").read_text())
