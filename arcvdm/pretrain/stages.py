@@ -205,6 +205,7 @@ class Pretrainer:
         backbone = Backbone(self.pipe, "mini-pretraining", torch.device("cpu"), torch.float32)
         transformer = self.pipe.transformer
         transformer.requires_grad_(True)
+        self.pipe.vae.eval().requires_grad_(False)
         prompt = backbone.prompt_embeds(NEUTRAL_PROMPT)
         pool: dict = {}
 
@@ -214,7 +215,7 @@ class Pretrainer:
             while len(videos) < r.pool_videos:
                 videos += task_videos(random_task(rng), rng)
             generator = torch.Generator().manual_seed(rng.randrange(2**31))
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", enabled=False):  # encoded in fp32, as LoraTrainer does
                 pool.update(chunk=chunk, encoded=backbone.encode_videos(videos[: r.pool_videos], generator))
 
         def step(i: int) -> torch.Tensor:
