@@ -30,9 +30,10 @@ class VideoConfig(_Section):
     def _check(self) -> "VideoConfig":
         # Settings every problem would fail on fail here, once, before any model or data is loaded.
         # (ArcvdmError is not a ValueError, so pydantic lets it through as the one-line message.)
-        from arcvdm.trajectories import TRAJECTORIES, check_video_shape
+        # The backbone family's own shape rule is checked by RunConfig, which knows the backbone.
+        from arcvdm.trajectories import TRAJECTORIES, check_frames
 
-        check_video_shape(self.frames, self.height, self.width)
+        check_frames(self.frames)
         TRAJECTORIES.get(self.trajectory)
         return self
 
@@ -40,7 +41,9 @@ class VideoConfig(_Section):
 class LoraConfig(_Section):
     rank: int = Field(64, ge=1)
     alpha: int = 32
-    targets: Literal["qk", "vo", "qkvo", "all-linear"] = "qkvo"  # the module sets in arcvdm.train.LORA_TARGETS
+    # Module sets, mapped to each family's module names by its `lora_modules` (arcvdm/backbones/cogvideox.py, ...):
+    # qkvo-ff = attention plus feed-forward (Wan2.1's recipe), all-linear = every linear layer in the blocks.
+    targets: Literal["qk", "vo", "qkvo", "qkvo-ff", "all-linear"] = "qkvo"
 
 
 class TrainConfig(_Section):
@@ -53,6 +56,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(2, ge=1)
     max_grad_norm: float = 1.0
     seed: int = 42
+    warmup_steps: int = Field(0, ge=0)  # linear learning-rate warm-up; 0 = constant from the first step (the paper)
     gradient_checkpointing: bool = False
     early_stop: bool = True  # stop once no later checkpoint can change the attempts
 
@@ -62,6 +66,9 @@ class SampleConfig(_Section):
     guidance_scale: float = 1.0  # 1.0 = no classifier-free guidance
     seed: int = 42
     batch_size: int = Field(4, ge=1)
+    # The sampling scheduler's diffusers class, e.g. CogVideoXDPMScheduler; a family's short name (dpm, ddim, ...)
+    # is accepted; None = the family's default. Resolved when the config loads, so config.json records the class.
+    scheduler: str | None = None
 
 
 class CodecConfig(_Section):
@@ -115,6 +122,20 @@ class RunConfig(_Section):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+    @model_validator(mode="after")
+    def _fits_the_backbone_family(self) -> "RunConfig":
+        # Shapes, LoRA targets and the scheduler are the family's to allow: refused here, before any model loads.
+        # A hub id that is not registered has no family until its model_index.json is read; it is checked then.
+        from arcvdm.backbones import family_class, family_of
+
+        family = family_of(self.backbone)
+        if family is not None:
+            backbone = family_class(family)
+            backbone.check_video_shape(self.video.frames, self.video.height, self.video.width)
+            backbone.lora_target_modules(self.lora.targets)
+            self.sample.scheduler = backbone.scheduler_class_name(self.sample.scheduler)
+        return self
 
     @model_validator(mode="after")
     def _placements_need_anchored(self) -> "RunConfig":

@@ -1,5 +1,7 @@
 """Generate videos from first frames with the backbone's current adapter: `generate(backbone, first_frames, config)`.
 
+Family-agnostic batching and seeding around the family's `Backbone.generate` (`arcvdm/backbones/base.py`).
+
 Callers count the cost themselves (one video = sample.steps transformer evaluations, x2 with CFG; `arcvdm.flops`).
 """
 
@@ -25,29 +27,16 @@ def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: 
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ArcvdmError(f"first frame {i} is {got}; expected uint8 {(v.height, v.width, 3)} from config.video")
     seed = s.seed if seed is None else seed
-    cfg = s.guidance_scale > 1.0
     prompt = backbone.prompt_embeds(config.prompt)
-    negative = backbone.prompt_embeds("") if cfg else None
 
     backbone.transformer.eval()
     videos = []
     for start in range(0, len(first_frames), s.batch_size):
         chunk = first_frames[start : start + s.batch_size]
         image = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 255.0  # [B, 3, H, W] in [0, 1]
-        out = backbone.pipe(
-            image=image,  # fp32 on CPU: the pipeline normalises it, then moves it to the backbone's device and dtype
-            prompt_embeds=prompt.expand(len(chunk), -1, -1),
-            negative_prompt_embeds=None if negative is None else negative.expand(len(chunk), -1, -1),
-            height=v.height,
-            width=v.width,
-            num_frames=v.frames,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
-            generator=[torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))],
-            output_type="np",
-            return_dict=False,
-        )[0]
-        videos.append(np.clip(np.round(np.asarray(out, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8))
+        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+        out = backbone.generate(image, prompt, config, generators)  # the family's stock pipeline
+        videos.append(np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(videos)
 
 

@@ -59,7 +59,7 @@ class DiffusionLearner:
 
         # LoraTrainer removes the previous problem's adapter: every problem trains from the frozen base.
         self.backbone, self.config, self.progress = backbone, config, progress
-        self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config)
+        self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config, progress)
         # Videos are encoded once, pair-major; a leave-one-out chunk trains on the rows of the other pairs.
         self.pair_of_row = np.repeat(np.arange(len(videos_by_pair)), [len(v) for v in videos_by_pair])
 

@@ -1,4 +1,5 @@
-"""Transition videos from an input frame to a target frame: trajectories by name, F = 8k+1 frames (CogVideoX1.5)."""
+"""Transition videos from an input frame to a target frame: trajectories by name, any F >= 2 frames
+(each backbone family checks its own frame rule)."""
 
 from __future__ import annotations
 
@@ -50,18 +51,11 @@ def tiles(first: np.ndarray, last: np.ndarray, frames: int, rng: np.random.Gener
 
 
 def check_frames(frames: int) -> int:
-    if not isinstance(frames, (int, np.integer)) or frames < 9 or (frames - 1) % 8:
-        raise ArcvdmError(f"video.frames = {frames}: CogVideoX1.5 needs F = 8k+1 frames with k >= 1 (9, 17, 25, ...); set video.frames")
+    """Any video of at least two frames has a first (input) and a last (target) frame; each backbone family adds
+    its own frame rule (`Backbone.check_video_shape`: CogVideoX 8k+1, Wan 4k+1, ...)."""
+    if not isinstance(frames, (int, np.integer)) or frames < 2:
+        raise ArcvdmError(f"video.frames = {frames}: a transition video needs at least 2 frames; set video.frames")
     return int(frames)
-
-
-def check_video_shape(frames: int, height: int, width: int) -> None:
-    """Refuse shapes the CogVideoX1.5 VAE and patching cannot take (diffusers checks only 8 and fails later with a
-    reshape error): checked when a config loads, before any model or data."""
-    check_frames(frames)
-    for what, size in (("height", height), ("width", width)):
-        if size < 16 or size % 16:
-            raise ArcvdmError(f"video.{what} = {size}: must be a positive multiple of 16 (VAE x8, patch x2); set video.{what}")
 
 
 def make_video(first: np.ndarray, last: np.ndarray, frames: int = 9, trajectory: str = "discrete", seed: int = 0) -> np.ndarray:

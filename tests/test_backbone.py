@@ -52,7 +52,7 @@ def test_bad_video_shapes_are_refused_up_front(tiny, frames, height, width, mess
 
 def test_videos_that_disagree_with_the_config_are_refused(tiny):
     config = load_config("smoke", {"video.height": 32, "video.width": 32})
-    with pytest.raises(ArcvdmError, match="lora.targets: Input should be 'qk', 'vo', 'qkvo' or 'all-linear'"):
+    with pytest.raises(ArcvdmError, match="lora.targets: Input should be 'qk', 'vo', 'qkvo', 'qkvo-ff' or 'all-linear'"):
         load_config("smoke", {"lora.targets": "qv"})
     with pytest.raises(ArcvdmError, match="training video 0 is uint8 \\(9, 64, 64, 3\\)"):
         LoraTrainer(tiny, [np.zeros((9, 64, 64, 3), np.uint8)], config)
@@ -75,6 +75,7 @@ def test_real_loader_reads_a_saved_pipeline_folder(tiny, tmp_path):
         torch.testing.assert_close(loaded.transformer.state_dict()[name], weight)
     prompt = load_config("smoke").prompt
     torch.testing.assert_close(loaded.prompt_embeds(prompt), tiny.prompt_embeds(prompt), atol=1e-4, rtol=0)
+    assert type(loaded.pipe.scheduler).__name__ == "CogVideoXDPMScheduler"
 
 
 def test_a_folder_without_a_pipeline_is_refused(tmp_path):
@@ -87,8 +88,48 @@ def test_random_5b_counts_the_real_models_flops_without_allocating():
     big = load_backbone("cogvideox1.5-5b-i2v-random", device="meta")
     assert sum(p.numel() for p in big.transformer.parameters()) == pytest.approx(5.57e9, rel=0.01)
     assert big.forward_flops(9, 480, 480) == pytest.approx(21.4e12, rel=0.01)
-    assert big.prompt_embeds("any").shape == (1, 226, 4096)
+    assert big.prompt_embeds("any")["prompt_embeds"].shape == (1, 226, 4096)
 
 
 def test_forward_flops_grow_with_the_video(tiny):
     assert tiny.forward_flops(9, 64, 64) > tiny.forward_flops(9, 32, 32) > 0
+
+
+def test_shape_errors_name_the_nearest_valid_values():
+    with pytest.raises(ArcvdmError, match=r"video.frames = 12: CogVideoX1.5 needs F = 8k\+1 .*nearest: 9 or 17"):
+        load_config("smoke", {"video.frames": 12})
+    with pytest.raises(ArcvdmError, match=r"video.height = 72: .*multiple of 16 \(nearest: 64 or 80\)"):
+        load_config("smoke", {"video.height": 72})
+
+
+def test_the_scheduler_class_is_resolved_and_recorded_in_the_config(tiny):
+    assert load_config("smoke").sample.scheduler == "CogVideoXDPMScheduler"
+    config = load_config("smoke", {"sample.scheduler": "ddim", "video.height": 32, "video.width": 32, "sample.steps": 2})
+    assert config.sample.scheduler == "CogVideoXDDIMScheduler"
+    assert "CogVideoXDDIMScheduler" in config.model_dump_json()
+    with pytest.raises(ArcvdmError, match="sample.scheduler = 'euler' is not a CogVideoX1.5 scheduler"):
+        load_config("smoke", {"sample.scheduler": "euler"})
+    frame = [np.full((32, 32, 3), 90, np.uint8)]
+    ddim = generate(tiny, frame, config, seed=3)
+    assert type(tiny.pipe.scheduler).__name__ == "CogVideoXDDIMScheduler"
+    dpm = generate(tiny, frame, config.model_copy(update={"sample": config.sample.model_copy(update={"scheduler": "dpm"})}), seed=3)
+    assert type(tiny.pipe.scheduler).__name__ == "CogVideoXDPMScheduler"
+    assert not np.array_equal(ddim, dpm)
+
+
+def test_warmup_ramps_the_learning_rate_linearly(tiny):
+    config = load_config("smoke", {"video.height": 32, "video.width": 32, "train.warmup_steps": 4, "train.lr": 1e-3})
+    trainer = LoraTrainer(tiny, [np.zeros((9, 32, 32, 3), np.uint8)], config)
+    lrs = []
+    for _ in range(6):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.train_step(*trainer.draw_batch())
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_a_full_size_random_model_that_does_not_fit_is_refused_before_allocating(monkeypatch):
+    from arcvdm.backbones import memory
+
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 2 * 2**30)  # a 2 GiB machine
+    with pytest.raises(ArcvdmError, match=r"weights need 2\d\.\d GiB in float32 but cpu has 2.0 GiB free.*--force"):
+        load_backbone("cogvideox1.5-5b-i2v-random", device="cpu")

@@ -45,11 +45,10 @@ def setup(tmp_path_factory, config):
 def test_overfitting_one_fixed_example_lowers_the_loss(setup, config):
     backbone, _, videos, _ = setup
     trainer = LoraTrainer(backbone, videos[:1], config)
-    g = torch.Generator().manual_seed(0)
     indices = torch.tensor([0, 0])
-    noise = torch.randn((2, *trainer.latents.shape[1:]), generator=g)
-    timesteps = torch.tensor([500, 700])
-    losses = [trainer.train_step(indices, noise, timesteps) for _ in range(30)]
+    draw = backbone.draw_noise(trainer.batch(indices), torch.Generator().manual_seed(0))
+    draw["timesteps"] = torch.tensor([500, 700])
+    losses = [trainer.train_step(indices, draw) for _ in range(30)]
     assert losses[-1] < 0.7 * losses[0]
     assert trainer.step == 30
 
@@ -89,10 +88,50 @@ def test_training_is_reproducible(setup, config):
 def test_the_latents_follow_the_pipeline_layout(setup, config):
     backbone, _, videos, _ = setup
     trainer = LoraTrainer(backbone, videos, config)
+    latents = trainer.encoded["latents"]
     # 9 frames -> 3 latent frames, padded to 4 by repeating the first; image latents: the image, then zeros.
-    assert trainer.latents.shape == (2, 4, 4, SIZE // 8, SIZE // 8)
-    assert torch.equal(trainer.latents[:, 0], trainer.latents[:, 1])
-    assert trainer.image_latents[:, 0].abs().sum() > 0 and not trainer.image_latents[:, 1:].any()
+    assert latents.shape == (2, 4, 4, SIZE // 8, SIZE // 8)
+    assert torch.equal(latents[:, 0], latents[:, 1])
+    draw = trainer.draw_batch()[1]
+    image = backbone.image_latents(trainer.encoded["first_frames"], draw, padded=4)
+    assert image.shape == latents.shape
+    assert image[:, 0].abs().sum() > 0 and not image[:, 1:].any()
+
+
+def test_the_first_frame_noise_is_redrawn_every_step(setup, config):
+    """The official trainer noises and encodes the conditioning image at every step, not once per video."""
+    backbone, _, videos, _ = setup
+    trainer = LoraTrainer(backbone, videos[:1], config)
+    first = trainer.encoded["first_frames"][[0, 0]]
+    one, two = trainer.draw_batch()[1], trainer.draw_batch()[1]
+    assert not torch.equal(one["image_sigma"], two["image_sigma"])
+    assert not torch.allclose(backbone.image_latents(first, one, 4), backbone.image_latents(first, two, 4))
+
+
+def test_the_loss_equals_an_independent_cogvideox_objective(setup, config):
+    """The official CogVideoX I2V objective written out from the draw, with the stock scheduler formulas."""
+    backbone, _, videos, _ = setup
+    trainer = LoraTrainer(backbone, videos, config)
+    trainer.train(2, progress=False)  # a non-zero adapter
+    indices, draw = trainer.draw_batch()
+    with torch.no_grad():
+        ours = trainer.loss(indices, draw).item()
+        vae, scheduler, transformer = backbone.pipe.vae, backbone.pipe.scheduler, backbone.transformer
+        x0 = trainer.encoded["latents"][indices]
+        first = torch.stack([torch.from_numpy(videos[i][0]) for i in indices]).permute(0, 3, 1, 2)[:, :, None]
+        first = first.float() / 127.5 - 1 + draw["image_sigma"].view(-1, 1, 1, 1, 1) * draw["image_noise"]
+        posterior = vae.encode(first).latent_dist
+        image = ((posterior.mean + posterior.std * draw["image_posterior"]) / vae.config.scaling_factor).transpose(1, 2)
+        image = torch.cat([image, torch.zeros_like(image).repeat(1, 3, 1, 1, 1)], dim=1)
+        abar = scheduler.alphas_cumprod[draw["timesteps"]].view(-1, 1, 1, 1, 1).float()
+        noisy = abar.sqrt() * x0 + (1 - abar).sqrt() * draw["noise"]
+        velocity = abar.sqrt() * draw["noise"] - (1 - abar).sqrt() * x0
+        rotary = backbone.pipe._prepare_rotary_positional_embeddings(SIZE, SIZE, 4, "cpu")
+        prediction = transformer(hidden_states=torch.cat([noisy, image], dim=2),
+                                 encoder_hidden_states=backbone.pipe.encode_prompt(config.prompt, do_classifier_free_guidance=False)[0].expand(2, -1, -1),
+                                 timestep=draw["timesteps"], ofs=torch.tensor([2.0]), image_rotary_emb=rotary).sample
+        theirs = ((prediction - velocity) ** 2).mean().item()
+    assert ours == pytest.approx(theirs, rel=1e-5)
 
 
 def test_train_then_sample_shapes_range_and_determinism(setup, config):
@@ -141,11 +180,10 @@ def test_reset_lora_restores_the_base_model(setup, config):
 
 def row_losses(trainer, rows, seed=0):
     """The loss of each encoded video at the same fixed noise and timesteps."""
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn((4, *trainer.latents.shape[1:]), generator=g)
-    timesteps = torch.tensor([200, 400, 600, 800])
+    draw = trainer.backbone.draw_noise(trainer.batch(torch.tensor([0] * 4)), torch.Generator().manual_seed(seed))
+    draw["timesteps"] = torch.tensor([200, 400, 600, 800])
     with torch.no_grad():
-        return [trainer.loss(torch.tensor([r] * 4), noise, timesteps).item() for r in rows]
+        return [trainer.loss(torch.tensor([r] * 4), draw).item() for r in rows]
 
 
 def test_training_on_some_rows_fits_those_videos_more_than_the_others(setup, config):

@@ -1,4 +1,6 @@
-"""Seeded random CogVideoX1.5-style image-to-video pipelines built from configs alone (no download): tests and CPU demos."""
+"""Seeded random image-to-video pipelines built from configs alone (no download): tests and CPU demos.
+
+`tiny` and `small` are CogVideoX1.5-shaped; every other family registers its own tiny builder here too."""
 
 from __future__ import annotations
 
@@ -6,22 +8,8 @@ import string
 
 import torch
 
+from arcvdm.backbones.cogvideox import SCHEDULER_5B
 from arcvdm.config import NEUTRAL_PROMPT
-
-# The 5B models' scheduler (CogVideoX1.5-5B-I2V scheduler/scheduler_config.json).
-SCHEDULER_5B = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    prediction_type="v_prediction",
-    rescale_betas_zero_snr=True,
-    snr_shift_scale=1.0,
-    timestep_spacing="trailing",
-    clip_sample=False,
-    set_alpha_to_one=True,
-    steps_offset=0,
-)
 
 # The diffusers test-suite's dummy VAE sizes plus the 1.5 latent convention (scale 0.7, inverted for images).
 TINY_VAE = dict(

@@ -15,6 +15,7 @@ HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16).")
 WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16).")
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps (default: the best present).")
 DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")
+FORCE = typer.Option(False, "--force", help="Build a full-size random model even if its weights exceed free memory.")
 
 
 def _config(backbone, frames, height, width, device, dtype, **overrides):
@@ -120,6 +121,7 @@ def bench_train(
     gradient_checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass."),
     device: str = DEVICE,
     dtype: str = DTYPE,
+    force: bool = FORCE,
 ) -> None:
     """Time LoRA training steps: per step, share outside the transformer, peak memory, FLOPs and fraction of peak."""
     import torch
@@ -131,7 +133,7 @@ def bench_train(
     config = _config(backbone, frames, height, width, device, dtype, **{
         "lora.rank": rank, "lora.targets": targets, "train.batch_size": batch_size,
         "train.gradient_checkpointing": gradient_checkpointing})
-    bb = load_backbone(config.backbone, config.device, config.dtype)
+    bb = load_backbone(config.backbone, config.device, config.dtype, force=force)
     _header(bb, config)
     encode = []
     with _timer(bb.device, encode):
@@ -184,6 +186,7 @@ def bench_sample(
     repeats: int = typer.Option(2, help="Timed pipeline calls (after one warm-up call)."),
     device: str = DEVICE,
     dtype: str = DTYPE,
+    force: bool = FORCE,
 ) -> None:
     """Time sampling: per denoising step, share outside the transformer (VAE, scheduler), memory, FLOPs, fraction of peak."""
     from arcvdm.backbones import load_backbone
@@ -192,7 +195,7 @@ def bench_sample(
 
     config = _config(backbone, frames, height, width, device, dtype, **{
         "sample.steps": steps, "sample.batch_size": batch_size, "lora.rank": max(rank, 1)})
-    bb = load_backbone(config.backbone, config.device, config.dtype)
+    bb = load_backbone(config.backbone, config.device, config.dtype, force=force)
     _header(bb, config)
     videos = _random_videos(config, batch_size)
     if rank > 0:

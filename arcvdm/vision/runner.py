@@ -78,7 +78,7 @@ def solve_vision_problem(
         save_gif(video, out_dir / f"train{i}.gif")
     # Each seed trains from its own LoRA initialisation and noise as well as its own shots.
     config = config.model_copy(update={"train": config.train.model_copy(update={"seed": config.train.seed + seed})})
-    trainer = LoraTrainer(backbone, videos, config)
+    trainer = LoraTrainer(backbone, videos, config, progress)
     setup_s, train_s, sample_s = time.time() - started, 0.0, 0.0
 
     checkpoints = []

@@ -1,0 +1,180 @@
+"""The backbone interface: what every image-to-video family implements, and what stays the same across families.
+
+A family module (`arcvdm/backbones/cogvideox.py`, `ltx.py`, `wan.py`, ...) subclasses `Backbone` and fills in
+loading, latent encoding and conditioning, the training objective and generation. `LoraTrainer`
+(`arcvdm/train.py`), `generate` (`arcvdm/sample.py`), the solver, selection, runner and vision suite call only
+these methods, so they never learn which family they run:
+
+    encoded = backbone.encode_videos(videos, generator)     # once per problem: per-video tensors, rows = videos
+    draw = backbone.draw_noise(rows_of_encoded, generator)  # every step: noise, timesteps, conditioning noise
+    loss = backbone.loss(rows_of_encoded, draw, prompt)     # the family's own denoising objective
+    frames = backbone.generate(images, prompt, config, generators)   # the stock pipeline, last frame = prediction
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from arcvdm.errors import ArcvdmError
+
+
+def _nearest(value: int, valid) -> str:
+    below = max((v for v in valid if v <= value), default=None)
+    above = min((v for v in valid if v >= value), default=None)
+    options = sorted({v for v in (below, above) if v is not None})
+    return " or ".join(str(v) for v in options)
+
+
+class Backbone(abc.ABC):
+    """A loaded image-to-video pipeline of one family, plus what every problem reuses (prompt embeddings, FLOPs).
+
+    The runner trains one LoRA per problem on one `Backbone`; `reset_lora()` returns it to the frozen base.
+    """
+
+    family: ClassVar[str]  # the registry key, e.g. "cogvideox"
+    label: ClassVar[str]  # how errors name the family, e.g. "CogVideoX1.5"
+    pipeline_names: ClassVar[tuple[str, ...]]  # model_index.json `_class_name`s of this family; the first is loaded
+    frame_step: ClassVar[int]  # valid frame counts are frame_step * k + 1 (the VAE's temporal compression)
+    side_multiple: ClassVar[int]  # valid heights and widths are multiples of this (VAE x patch)
+    # LoRA target sets (config `lora.targets`) -> peft `target_modules` (module-name suffixes or one regex).
+    lora_modules: ClassVar[dict[str, list[str] | str]]
+    # Sampling schedulers by short name -> diffusers class name; the first one is the family's default.
+    schedulers: ClassVar[dict[str, str]]
+
+    def __init__(self, pipe, name: str, device: torch.device, dtype: torch.dtype):
+        self.pipe = pipe
+        self.name = name
+        self.device = device
+        self.dtype = dtype
+        self._prompts: dict[str, dict[str, torch.Tensor]] = {}
+        self._flops: dict[tuple[int, int, int], float] = {}
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.transformer.parameters())
+        return (f"<Backbone {self.name} | {self.label} | transformer {n:,} params | "
+                f"{self.device} {str(self.dtype).removeprefix('torch.')}>")
+
+    @property
+    def transformer(self):
+        return self.pipe.transformer
+
+    # --- shapes, names, loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def check_video_shape(cls, frames: int, height: int, width: int) -> None:
+        """Refuse shapes this family's VAE and patching cannot take, naming the nearest valid values
+        (diffusers checks less and fails later with a reshape error)."""
+        step, side = cls.frame_step, cls.side_multiple
+        if not isinstance(frames, (int, np.integer)) or frames < step + 1 or (frames - 1) % step:
+            valid = [step * k + 1 for k in range(1, max(int(frames), 2) // step + 2)]
+            raise ArcvdmError(f"video.frames = {frames}: {cls.label} needs F = {step}k+1 frames with k >= 1 "
+                              f"(nearest: {_nearest(int(frames), valid)}); set video.frames")
+        for what, size in (("height", height), ("width", width)):
+            if size < side or size % side:
+                valid = [side * k for k in range(1, max(int(size), 1) // side + 2)]
+                raise ArcvdmError(f"video.{what} = {size}: {cls.label} needs a positive multiple of {side} "
+                                  f"(nearest: {_nearest(int(size), valid)}); set video.{what}")
+
+    @classmethod
+    def pipeline_class(cls):
+        return getattr(importlib.import_module("diffusers"), cls.pipeline_names[0])
+
+    @classmethod
+    def load_pretrained(cls, name_or_path: str, dtype: torch.dtype):
+        """The stock pipeline from a hub id or a `save_pretrained` folder, in `dtype` (diffusers >= 0.42 honours it)."""
+        pipe = cls.pipeline_class().from_pretrained(name_or_path, dtype=dtype)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    @classmethod
+    def scheduler_class_name(cls, name: str | None) -> str:
+        """The diffusers class of sampling scheduler `name` (a short name or a class name; None = the default)."""
+        if name is None:
+            return next(iter(cls.schedulers.values()))
+        if name in cls.schedulers.values():
+            return name
+        if name not in cls.schedulers:
+            choices = ", ".join(f"{k} ({v})" for k, v in cls.schedulers.items())
+            raise ArcvdmError(f"sample.scheduler = {name!r} is not a {cls.label} scheduler; use one of {choices}")
+        return cls.schedulers[name]
+
+    def use_scheduler(self, name: str | None) -> None:
+        """Sample with scheduler `name`, built from the loaded scheduler's own config (betas, shift, spacing)."""
+        wanted = self.scheduler_class_name(name)
+        if type(self.pipe.scheduler).__name__ != wanted:
+            scheduler_class = getattr(importlib.import_module("diffusers"), wanted)
+            self.pipe.scheduler = scheduler_class.from_config(self.pipe.scheduler.config)
+
+    @classmethod
+    def lora_target_modules(cls, targets: str) -> list[str] | str:
+        if targets not in cls.lora_modules:
+            raise ArcvdmError(f"lora.targets = {targets!r} is not available for {cls.label}; "
+                              f"use one of {', '.join(cls.lora_modules)}")
+        return cls.lora_modules[targets]
+
+    def reset_lora(self) -> None:
+        """Remove any LoRA so the next problem trains from the frozen base weights."""
+        if getattr(self.transformer, "_hf_peft_config_loaded", False):
+            self.transformer.unload_lora()
+        self.transformer.requires_grad_(False)
+
+    # --- conditioning and objective (the family's own) -----------------------------------------------------------
+
+    def prompt_embeds(self, prompt: str) -> dict[str, torch.Tensor]:
+        """The family's text conditioning for `prompt` (batch 1), encoded once and cached: the text encoder stays
+        off the hot loop. Without a text encoder (full-size random stand-ins), seeded random embeddings."""
+        if prompt not in self._prompts:
+            with torch.no_grad():
+                embeds = self.encode_prompt(prompt)
+            self._prompts[prompt] = {k: v.to(self.device) for k, v in embeds.items()}
+        return self._prompts[prompt]
+
+    @abc.abstractmethod
+    def encode_prompt(self, prompt: str) -> dict[str, torch.Tensor]:
+        """Text conditioning tensors of batch 1, as the pipeline's own `encode_prompt` makes them."""
+
+    @abc.abstractmethod
+    def encode_videos(self, videos: list[np.ndarray], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """What the objective needs of each uint8 [F, H, W, 3] video, computed once: fp32 CPU tensors whose first
+        dimension indexes the videos (clean latents, clean first frames, image embeddings...)."""
+
+    @abc.abstractmethod
+    def draw_noise(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Every random number one training step of `batch` needs, drawn from `generator` (CPU tensors)."""
+
+    @abc.abstractmethod
+    def loss(self, batch: dict[str, torch.Tensor], draw: dict[str, torch.Tensor],
+             prompt: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The family's denoising loss on `batch` under `draw`; gradients reach whichever weights require them."""
+
+    @abc.abstractmethod
+    def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
+                 generators: list[torch.Generator]) -> np.ndarray:
+        """Float [B, F, H, W, 3] videos in [0, 1] from first frames `images` (fp32 [B, 3, H, W] in [0, 1]) through
+        the stock pipeline at config.video's shape and config.sample's steps, guidance and scheduler."""
+
+    @abc.abstractmethod
+    def forward_inputs(self, frames: int, height: int, width: int, device: torch.device) -> dict[str, Any]:
+        """Keyword arguments of one transformer forward (batch 1) at this video size, on `device` (FLOP counting)."""
+
+    # --- costs ---------------------------------------------------------------------------------------------------
+
+    def forward_flops(self, frames: int, height: int, width: int) -> float:
+        """FLOPs of one transformer forward at this video size (batch 1), counted once on a weightless meta copy."""
+        key = (frames, height, width)
+        if key not in self._flops:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            self.check_video_shape(frames, height, width)
+            meta = torch.device("meta")
+            with meta:
+                transformer = type(self.transformer).from_config(self.transformer.config)
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                transformer(**self.forward_inputs(frames, height, width, meta), return_dict=False)
+            self._flops[key] = float(counter.get_total_flops())
+        return self._flops[key]
