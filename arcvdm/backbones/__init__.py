@@ -53,6 +53,8 @@ BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 head
 BACKBONES.add("small", BackboneSpec("cogvideox", build=partial(_tiny, num_layers=4, num_heads=4, head_dim=64)))
 BACKBONES.add("cogvideox1.5-5b-i2v", BackboneSpec("cogvideox", source="THUDM/CogVideoX1.5-5B-I2V"))
 BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_random_cogvideox))
+# Pretrained on generated ARC-style videos (arcvdm/pretrain), shipped as a save_pretrained folder: the CPU demo.
+BACKBONES.add("mini", BackboneSpec("cogvideox", source=str(Path(__file__).parent / "mini")))
 
 
 def family_class(family: str):
@@ -112,6 +114,10 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None,
         pipe = spec.build(device, dtype, force)
     else:
         source = spec.source if spec else name_or_path
+        if Path(source).is_dir():  # a folder with a model card: a missing or damaged file is named, with its fix
+            from arcvdm.pretrain.card import verify_folder
+
+            verify_folder(Path(source))
         try:
             pipe = family.load_pretrained(source, dtype)
         except OSError as e:

@@ -21,7 +21,6 @@ from arcvdm.io import atomic_write_json, atomic_write_text
 
 CARD_JSON = "model_card.json"
 CARD_README = "README.md"
-WEIGHT_SUFFIX = ".safetensors"
 
 
 def sha256(path: Path) -> str:
@@ -37,7 +36,8 @@ def rebuild_command(seed: int) -> str:
 
 
 def verify_folder(folder: Path) -> None:
-    """Raise a one-line ArcvdmError if a weight file the card lists is missing or differs from its sha256.
+    """Raise a one-line ArcvdmError if a file the card lists (weights, configs, tokenizer) is missing or differs
+    from its sha256.
 
     A folder without a card (any other `save_pretrained` folder) is left to `from_pretrained`.
     """
@@ -114,7 +114,8 @@ def write_pipeline(pretrainer) -> Path:
         os.replace(entry, out / entry.name)
     losses = pretrainer.losses
     files = {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
-             for p in sorted(out.rglob(f"*{WEIGHT_SUFFIX}")) if ".pretrain" not in p.parts}
+             for p in sorted(out.rglob("*")) if p.is_file() and ".pretrain" not in p.parts
+             and p.name not in (CARD_JSON, CARD_README)}
     metrics = dict(pretrainer.metrics)
     for stage in ("vae", "transformer"):
         if losses[stage]:
