@@ -84,7 +84,9 @@ The same diffusers classes as CogVideoX1.5-5B-I2V (`CogVideoXImageToVideoPipelin
 Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`.
 
 - Parameters: {card['parameters']}
-- Stage 1 (VAE reconstruction): {r['vae_steps']} steps, batch {r['vae_batch']}, final loss {m.get('vae_final_loss')}
+- Stage 1 (VAE reconstruction): {r['vae_steps']} steps of video batches of {r['vae_batch']} (final loss
+  {m.get('vae_final_loss')}), then {r['vae_refine_steps']} refining steps alternating videos and {r['vae_frames_batch']} single
+  frames with a chroma term (final loss {m.get('vae-refine_final_loss')})
 - Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
   batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
 - VAE exact round trips on fresh generated grids (first and last frame through `codec.decode`):
@@ -117,8 +119,8 @@ def write_pipeline(pretrainer) -> Path:
              for p in sorted(out.rglob("*")) if p.is_file() and ".pretrain" not in p.parts
              and p.name not in (CARD_JSON, CARD_README)}
     metrics = dict(pretrainer.metrics)
-    for stage in ("vae", "transformer"):
-        if losses[stage]:
+    for stage in ("vae", "vae-refine", "transformer"):
+        if losses.get(stage):
             metrics[f"{stage}_final_loss"] = round(float(np.mean(losses[stage][-50:])), 5)
     card = {
         "name": "mini",
