@@ -71,6 +71,13 @@ def tiny_tokenizer():
 
 def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
     """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
+    text = dict(d_model=TINY_TEXT_DIM, d_ff=37, d_kv=8, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+    return seeded_pipeline(text, TINY_VAE, tiny_transformer_config(num_layers, num_heads, head_dim), seed)
+
+
+def seeded_pipeline(text_config: dict, vae_config: dict, transformer_config: dict, seed: int):
+    """A fp32 `CogVideoXImageToVideoPipeline` from configs (T5 sizes, VAE, transformer), seeded random weights,
+    the in-memory tokenizer and the 5B scheduler: the tiny backbones and the mini's pretraining start here."""
     from diffusers import (
         AutoencoderKLCogVideoX,
         CogVideoXDPMScheduler,
@@ -81,23 +88,12 @@ def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int =
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer),
-            d_model=TINY_TEXT_DIM,
-            d_ff=37,
-            d_kv=8,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    )
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                           eos_token_id=tokenizer.eos_token_id, **text_config))
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKLCogVideoX(**TINY_VAE)
+    vae = AutoencoderKLCogVideoX(**vae_config)
     torch.manual_seed(seed + 2)
-    transformer = CogVideoXTransformer3DModel(**tiny_transformer_config(num_layers, num_heads, head_dim))
+    transformer = CogVideoXTransformer3DModel(**transformer_config)
     scheduler = CogVideoXDPMScheduler(**SCHEDULER_5B)
     pipe = CogVideoXImageToVideoPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler

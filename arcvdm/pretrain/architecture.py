@@ -9,9 +9,7 @@ sequence is 16 tokens, enough for the neutral prompt, so attention stays on the 
 
 from __future__ import annotations
 
-import torch
-
-from arcvdm.backbones.tiny import SCHEDULER_5B, tiny_tokenizer
+from arcvdm.backbones.tiny import seeded_pipeline
 
 FRAMES, HEIGHT, WIDTH = 9, 64, 64
 TEXT_DIM = 64
@@ -55,28 +53,5 @@ MINI_TRANSFORMER = dict(
 
 def build_mini_pipeline(seed: int):
     """A fp32 `CogVideoXImageToVideoPipeline` of the mini architecture with seeded random weights (pretraining starts here)."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDPMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
-    from transformers import T5Config, T5EncoderModel
-
-    tokenizer = tiny_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(
-        T5Config(vocab_size=len(tokenizer), d_model=TEXT_DIM, d_ff=128, d_kv=16, num_layers=2, num_heads=4,
-                 relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id,
-                 eos_token_id=tokenizer.eos_token_id)
-    )
-    torch.manual_seed(seed + 1)
-    vae = AutoencoderKLCogVideoX(**MINI_VAE)
-    torch.manual_seed(seed + 2)
-    transformer = CogVideoXTransformer3DModel(**MINI_TRANSFORMER)
-    pipe = CogVideoXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
-                                         transformer=transformer, scheduler=CogVideoXDPMScheduler(**SCHEDULER_5B))
-    for model in (text_encoder, vae, transformer):
-        model.eval()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    text = dict(d_model=TEXT_DIM, d_ff=128, d_kv=16, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+    return seeded_pipeline(text, MINI_VAE, MINI_TRANSFORMER, seed)
