@@ -24,6 +24,16 @@ class Perturbation:
     shift: int = 0
     jpeg: int | None = None
 
+    def __post_init__(self) -> None:
+        # Out of range, these would silently check something else (a negative sigma is the same noise as its
+        # absolute value, a shift past 255 saturates, PIL clamps the quality).
+        if not 0 <= self.noise < float("inf"):
+            raise ArcvdmError(f"--noise {self.noise:g}: the noise sigma (0-255 pixel scale) must be 0 or more (e.g. 20)")
+        if not 0 <= self.shift <= 255:
+            raise ArcvdmError(f"--shift {self.shift}: the per-channel colour shift is on the 0-255 pixel scale: give 0 to 255 (e.g. 25)")
+        if self.jpeg is not None and not 1 <= self.jpeg <= 100:
+            raise ArcvdmError(f"--jpeg {self.jpeg}: JPEG quality runs from 1 to 100 (e.g. 75); leave --jpeg out for no JPEG")
+
     def __str__(self) -> str:
         parts = [f"noise {self.noise:g}" if self.noise else "", f"shift ±{self.shift}" if self.shift else "", f"jpeg {self.jpeg}" if self.jpeg else ""]
         return ", ".join(p for p in parts if p) or "clean"

@@ -14,3 +14,7 @@ class UnknownNameError(ArcvdmError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class OutputError(ArcvdmError, OSError):
+    """A file or folder that cannot be written where the user asked (a file in the way, no permission, disk full)."""

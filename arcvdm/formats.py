@@ -9,14 +9,13 @@ scorer does (o1-high's 157.0/400 includes such tasks).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from arcvdm.errors import ArcvdmError, TaskFormatError
-from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.io import atomic_write_json, read_json, safe_name
 from arcvdm.tasks import Grid, check_grid
 
 _ATTEMPT_KEY = re.compile(r"^attempt_([1-9][0-9]*)$")
@@ -72,6 +71,10 @@ class PredictionSet:
         """The task ids a run folder set out to solve (config.json key "tasks"); None for other sets and older runs."""
         tasks = (self.config or {}).get("tasks")
         return [str(t) for t in tasks] if isinstance(tasks, list) else None
+
+    def unusable(self) -> list[TaskPredictions]:
+        """The files that could not be read at all (a truncated problem file, not JSON, not a list)."""
+        return [t for _, t in sorted(self.tasks.items()) if t.unusable]
 
     def max_attempts(self) -> int:
         return max((len(a) for t in self.tasks.values() for a in t.entries), default=0)
@@ -132,8 +135,8 @@ def parse_task_entries(data: Any, task_id: str, source: str) -> TaskPredictions:
 
 def _read_json(path: Path) -> tuple[Any, str | None]:
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return read_json(path), None
+    except ValueError as e:  # malformed JSON, bad UTF-8, nesting too deep
         return None, f"not valid JSON ({str(e).splitlines()[0]})"
     except OSError as e:
         return None, f"cannot be read ({e.strerror})"
@@ -173,6 +176,9 @@ def _default_name(path: Path) -> str:
 
 
 def _load_benchmarking_folder(path: Path, name: str | None) -> PredictionSet:
+    submissions = path / "submissions"
+    if submissions.is_dir() and any(submissions.glob("*.json")):  # upstream's <model>/ holds results.json beside it
+        raise ArcvdmError(f"{path}: a model folder; its predictions are in {submissions}: arcvdm score {submissions}")
     files = sorted(path.glob("*.json"))
     if not files:
         raise ArcvdmError(f"{path}: no <task_id>.json files here; give a run folder, a submissions folder or a submission.json")

@@ -2,33 +2,96 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from arcvdm.errors import ArcvdmError
+from arcvdm.errors import ArcvdmError, OutputError
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    The file's mode follows the umask, as with a plain `open` (mkstemp's 0600 would hide results from colleagues).
+    Any failure to write is one line naming the path (OutputError), and leaves no temporary file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path} ({_why(path, e)}): check the path, or give another --out") from None
         raise
     return path
+
+
+def _why(path: Path, error: OSError, is_file: bool = True) -> str:
+    """The OS's reason, naming the file in the way when a folder on the path is a file (or the folder when `path`,
+    meant to be a file, is one)."""
+    in_the_way = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None and in_the_way != path:
+        return f"{in_the_way} is a file, not a folder"
+    if is_file and path.is_dir():
+        return f"{path} is a folder, not a file"
+    return error.strerror or type(error).__name__
+
+
+def writable_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create the output folder `path` if needed and make sure a file can be written in it, before any work is done.
+
+    Raises OutputError naming the path and the fix.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: a file is in the way; {flag} names a folder: give a new folder path or move the file")
+    return _probe(path, path, flag, "give a folder you can write to", is_file=False)
+
+
+def writable_file(path: str | os.PathLike, flag: str = "--out", example: str = "submission.json") -> Path:
+    """Check that the output file `path` can be written (its folder is created): OutputError otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; {flag} names a file here: give a file path such as {path / example}")
+    _probe(path.parent, path, flag, "give a path you can write to")
+    return path
+
+
+def _probe(folder: Path, path: Path, flag: str, fix: str, is_file: bool = True) -> Path:
+    """Create `folder` and write a nameless file in it. Permission is probed by writing, not read from mode bits,
+    which say nothing for root, read-only mounts or ACLs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(f"{flag} {path}: cannot write here ({_why(path, e, is_file)}): {fix}") from None
+    return folder
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file. Nesting deeper than Python's recursion limit (`[` x 100000) is a ValueError like any
+    malformed JSON, never a RecursionError that would abort a whole folder."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply: arrays or objects thousands of levels deep") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import hashlib
-import json
 import re
 import shutil
 import time
@@ -21,7 +20,7 @@ from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
 from arcvdm.executors import executor_for, failed_record, problem_path
 from arcvdm.formats import MAX_ATTEMPTS, parse_task_entries
-from arcvdm.io import atomic_write_json, safe_name
+from arcvdm.io import atomic_write_json, read_json, safe_name, writable_folder
 from arcvdm.scoring import score_task
 from arcvdm.tasks import Task
 
@@ -185,17 +184,19 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
                        settings: dict[str, Any] | None = None) -> None:
     """Write config.json (with the selected task ids) and environment.json; refuse to resume with a different config.
 
-    Written before any problem runs, so an interrupted run still tells the scorer which tasks it set out to solve.
+    Written before any problem runs (an unwritable `out` is refused here, before the backbone loads), so an
+    interrupted run still tells the scorer which tasks it set out to solve.
     A resume adds its selection to the recorded one: the folder holds the results of both. Vision runs pass no ids
     but their `settings` (shots, evaluation items), which a resume must match like the config.
     """
+    writable_folder(out)
     config_data = {**config.model_dump(mode="json"), "dataset": spec, **(settings or {})}
     if task_ids is not None:
         config_data["tasks"] = task_ids
     config_path = out / "config.json"
     if resume and config_path.exists():
         try:
-            previous = json.loads(config_path.read_text())
+            previous = read_json(config_path)
         except (OSError, ValueError) as e:
             raise ArcvdmError(f"{config_path}: unreadable ({e}); use a new --out, or --no-resume to start over") from None
         changed = _differences(_comparable(previous), _comparable(config_data))
@@ -217,7 +218,7 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
 
 def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
     """The config and dataset spec a run folder was made with (config.json minus its "dataset", "tasks", "vision" keys)."""
-    data = json.loads((Path(out) / "config.json").read_text())
+    data = read_json(Path(out) / "config.json")
     dataset = data.pop("dataset", None)
     data.pop("tasks", None)
     data.pop("vision", None)
@@ -237,7 +238,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
 def read_record(path: Path) -> dict | None:
     """A problem file's record, or None when it is missing, unreadable or not a JSON object."""
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

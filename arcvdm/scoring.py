@@ -5,6 +5,9 @@ Definitions (each number says which one it is):
 - per-output: a task scores the fraction of its test outputs matched (arc-agi-benchmarking, ARC Prize);
   `outputs_solved` is the plain count of test outputs matched;
 - pass@k: the same three figures using only attempts 1..k;
+- the headline (strict, per-output, lenient, per concept) counts the dataset's k attempts (2 for ARC-AGI, 3 for
+  ConceptARC) or `--attempts`: a set giving more attempts has them in the pass@k table only, with a warning,
+  so attempt 3 never lifts an ARC-AGI headline;
 - lenient levels, strict to loose: exact; best attempt's cell accuracy >= 90%, 75%, 50%; right output shape.
   Cell accuracy is the fraction of equal cells when the shapes agree and 0 otherwise, so the levels nest.
 Missing tasks and unusable files count as wrong and are listed. Vision runs get mean/std of each metric.
@@ -42,18 +45,22 @@ def cell_accuracy(attempt: Grid | None, truth: Grid) -> float:
 
 @dataclass(frozen=True)
 class OutputScore:
-    """One test output: the first exact attempt (1-based, None if none), the best cell accuracy, shape match."""
+    """One test output: the first exact attempt among the k counted (1-based, None if none), the best cell
+    accuracy and shape match among them, and the first exact attempt among all given (for pass@k beyond k)."""
 
     correct_at: int | None = None
     best_accuracy: float = 0.0
     shape_ok: bool = False
+    first_exact: int | None = None
 
     @classmethod
-    def of(cls, attempts: Attempts, truth: Grid) -> "OutputScore":
-        correct_at = next((n for n, g in enumerate(attempts, 1) if g is not None and g == truth), None)
-        best = max((cell_accuracy(g, truth) for g in attempts), default=0.0)
-        shape_ok = any(g is not None and g.shape == truth.shape for g in attempts)
-        return cls(correct_at, best, shape_ok)
+    def of(cls, attempts: Attempts, truth: Grid, k: int) -> "OutputScore":
+        first_exact = next((n for n, g in enumerate(attempts, 1) if g is not None and g == truth), None)
+        counted = attempts[:k]
+        best = max((cell_accuracy(g, truth) for g in counted), default=0.0)
+        shape_ok = any(g is not None and g.shape == truth.shape for g in counted)
+        correct_at = first_exact if first_exact is not None and first_exact <= k else None
+        return cls(correct_at, best, shape_ok, first_exact)
 
     def meets(self, level: str) -> bool:
         threshold = LENIENT_LEVELS[level]
@@ -93,13 +100,16 @@ class Tally:
 class ArcScore:
     name: str
     dataset: str
-    attempts: int
+    attempts: int  # k: the attempts the headline counts
     tasks: list[TaskScore]
     malformed_files: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
     unknown_tasks: list[str] = field(default_factory=list)  # predicted ids the dataset does not have
     compute: dict[str, float] = field(default_factory=dict)  # mean per problem, run folders only
     dataset_tasks: int = 0  # tasks in the whole dataset; len(tasks) is fewer when scope is "run"
     scope: str = "dataset"  # "run": only the tasks the run selected; "dataset": every task of the dataset
+    attempts_given: int = 0  # the most attempts the set gives for one test input (may exceed `attempts`)
+    attempts_from: str = "the dataset's rule"  # why the headline counts `attempts`: the rule or --attempts
+    unanswered: list[str] = field(default_factory=list)  # selected tasks the dataset has no test output for: not scored
 
     def tally(self, solved: Callable[[OutputScore], bool]) -> Tally:
         return Tally(
@@ -124,7 +134,17 @@ class ArcScore:
         return {t.task_id for t in self.tasks if t.solved}
 
     def pass_at_k(self) -> dict[int, Tally]:
-        return {k: self.tally(lambda o, k=k: o.correct_at is not None and o.correct_at <= k) for k in range(1, self.attempts + 1)}
+        """pass@1 .. pass@max(k, attempts given): the only figures that count attempts beyond k."""
+        top = max(self.attempts, self.attempts_given)
+        return {k: self.tally(lambda o, k=k: o.first_exact is not None and o.first_exact <= k) for k in range(1, top + 1)}
+
+    @property
+    def attempts_warning(self) -> str | None:
+        """One line when the set gives more attempts than the headline counts, else None."""
+        if self.attempts_given <= self.attempts:
+            return None
+        return (f"{self.name} gives {self.attempts_given} attempts per test output: the headline counts attempts "
+                f"1-{self.attempts} ({self.attempts_from}); the others show only in the pass@k table")
 
     def lenient(self) -> dict[str, Tally]:
         return {level: self.tally(lambda o, level=level: o.meets(level)) for level in LENIENT_LEVELS}
@@ -151,6 +171,8 @@ class ArcScore:
             "dataset": self.dataset,
             "family": "arc",
             "attempts": self.attempts,
+            "attempts_given": self.attempts_given,
+            "attempts_warning": self.attempts_warning,
             "tasks": len(self.tasks),
             "dataset_tasks": self.dataset_tasks,
             "scope": self.scope,
@@ -163,6 +185,7 @@ class ArcScore:
             "pass_at_k": {str(k): v.to_dict() for k, v in self.pass_at_k().items()},
             "lenient": {k: v.to_dict() for k, v in self.lenient().items()},
             "missing_tasks": self.missing,
+            "unanswered_tasks": self.unanswered,
             "malformed_files": self.malformed_files,
             "unknown_tasks": self.unknown_tasks,
             "compute_per_problem": self.compute,
@@ -188,14 +211,25 @@ class VisionScore:
                 "failed_problems": self.failed, "metrics": self.metrics}
 
 
-def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None, only: Collection[str] | None = None) -> ArcScore:
-    """Score `pset` on the tasks of `tasks` (test outputs needed), or on those whose id is in `only` (scope "run").
+def rule_attempts(pset: PredictionSet, tasks: TaskSet) -> int:
+    """The dataset's k (2 for ARC-AGI, 3 for ConceptARC); for a task folder, the k a run folder was made with, else 2."""
+    from arcvdm.datasets import DATASETS
 
-    `attempts` caps how many attempts count.
+    if tasks.name in DATASETS:
+        return DATASETS.get(tasks.name).attempts
+    configured = ((pset.config or {}).get("selection") or {}).get("attempts")
+    return configured if isinstance(configured, int) and configured >= 1 else 2
+
+
+def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None, only: Collection[str] | None = None) -> ArcScore:
+    """Score `pset` on the tasks of `tasks`, or on those whose id is in `only` (scope "run").
+
+    The headline counts `attempts` attempts (default: the dataset's k). Tasks without a test output are
+    listed as unanswered, not scored.
     """
     if attempts is not None and attempts < 1:
         raise ArcvdmError(f"{pset.path}: --attempts {attempts}: give a positive number of attempts to count")
-    k = attempts or max(pset.max_attempts(), 1)
+    k = attempts or rule_attempts(pset, tasks)
     made_on = f" (the run was made on {pset.dataset})" if pset.dataset and pset.dataset != tasks.name else ""
     if only and not any(task_id in tasks for task_id in only):
         example = next(iter(only))
@@ -205,24 +239,31 @@ def score_tasks(pset: PredictionSet, tasks: TaskSet, attempts: int | None = None
         example = next(iter(pset.tasks))
         raise ArcvdmError(f"{pset.path}: none of its {len(pset.tasks)} tasks (e.g. '{example}') is in {tasks.name}: check --dataset{made_on}")
     wanted = None if only is None else set(only)
-    results, malformed = [], []
+    results, malformed, unanswered = [], [], []
     for task in tasks:
         if wanted is not None and task.id not in wanted:
             continue
         if any(p.output is None for p in task.test):
-            raise ArcvdmError(f"{task.source or tasks.name}: task {task.id} has no test output; scoring needs a dataset with answers")
+            unanswered.append(task)
+            continue
         pred = pset.tasks.get(task.id)
         result = score_task(task, pred, k)
         results.append(result)
         if result.status == "malformed" or (pred is not None and pred.issues):
             malformed.append({"file": pred.source, "reason": result.reason or pred.reason()})
+    if unanswered and not results:
+        task = unanswered[0]
+        raise ArcvdmError(f"{task.source or tasks.name}: task {task.id} has no test output, nor has any task scored here: "
+                          "score against a dataset with answers (--dataset)")
     unknown = sorted(set(pset.tasks) - set(tasks.ids()))
     return ArcScore(pset.name, tasks.name, k, results, malformed, unknown, compute_per_problem(pset, wanted),
-                    dataset_tasks=len(tasks), scope="dataset" if wanted is None else "run")
+                    dataset_tasks=len(tasks), scope="dataset" if wanted is None else "run",
+                    attempts_given=pset.max_attempts(), unanswered=[t.id for t in unanswered],
+                    attempts_from=f"--attempts {attempts}" if attempts else f"the rule of {tasks.name}")
 
 
 def score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
-    """One task (its test outputs given) on its first `k` attempts; missing or malformed predictions score nothing."""
+    """One task (its test outputs given), counting its first `k` attempts; missing or malformed predictions score nothing."""
     wrong = [OutputScore() for _ in task.test]
     if pred is None:
         return TaskScore(task.id, task.concept, wrong, "missing")
@@ -232,7 +273,7 @@ def score_task(task: Task, pred: TaskPredictions | None, k: int) -> TaskScore:
         reason = (f"{len(pred.entries)} entries but task {task.id} has {len(task.test)} test inputs "
                   "(one entry per test input, in order)")
         return TaskScore(task.id, task.concept, wrong, "malformed", reason)
-    outputs = [OutputScore.of(entry[:k], pair.output) for entry, pair in zip(pred.entries, task.test)]
+    outputs = [OutputScore.of(entry, pair.output, k) for entry, pair in zip(pred.entries, task.test)]
     return TaskScore(task.id, task.concept, outputs)
 
 

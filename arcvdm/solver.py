@@ -28,6 +28,7 @@ from arcvdm import codec
 from arcvdm.augment import Transform, augmented_tasks, redraw_placement, sample_transforms
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
+from arcvdm.errors import ArcvdmError
 from arcvdm.flops import compute_record
 from arcvdm.render import save_gif, save_png
 from arcvdm.selection import Checkpoint, decided, schedule_steps, select
@@ -148,6 +149,11 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     t_start = time.perf_counter()
     reset_peak_memory(device)
     layout = config.codec.layout
+    unanswered = [j for j, p in enumerate(task.test) if p.output is None]
+    if layout == "centered" and unanswered:  # every attempt would be undecodable: refuse before any training
+        raise ArcvdmError(f"{f'{task.source}: ' if task.source else ''}task {task.id}: test {unanswered[0]} has no output, and the centered "
+                          "layout decodes with the output's size: use --layout anchored (size read from the frame), "
+                          "or a dataset with answers")
     transforms = training_transforms(config)
     views = inference_views(config)
     plan = canvas_plan(task, config)
@@ -194,11 +200,10 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         for n, ((v, j), frame) in enumerate(zip(test_slots, last[len(train_frames):]), start=len(train_frames)):
             view, p = views[v], task.test[j]
             save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
-            shape, error = _test_shape(p.output, view, layout)
-            grid = None
-            if error is None:
-                seen_grid, error = _decode(frame, plan, shape, config)
-                grid = None if seen_grid is None else view.invert(seen_grid)
+            # centered: the paper's assumption, the size from the ground truth (solve refused tasks without one)
+            shape = view.apply(p.output).shape if layout == "centered" else None
+            seen_grid, error = _decode(frame, plan, shape, config)
+            grid = None if seen_grid is None else view.invert(seen_grid)
             seed = config.sample.seed + n
             test_candidates[j].append(Candidate(grid, view, step, seed))
             test_views[j].append({"transform": view.name, "seed": seed, "prediction": _rows(grid), "error": error})
@@ -270,15 +275,6 @@ def _decode(frame: np.ndarray, plan: codec.CanvasPlan, shape: tuple[int, int] | 
             config: RunConfig) -> tuple[Grid | None, str | None]:
     decoded = codec.decode(frame, plan, shape, color_correction=config.codec.color_correction)
     return decoded.grid, None if decoded.grid is not None else f"decode: {decoded.reason}"
-
-
-def _test_shape(output: Grid | None, transform: Transform, layout: str) -> tuple[tuple[int, int] | None, str | None]:
-    """The output size the centered layout decodes with (the paper's assumption: taken from the ground truth)."""
-    if layout != "centered":
-        return None, None
-    if output is None:
-        return None, "decode: the centered layout needs the test output's size, and this task has none (use codec.layout=anchored)"
-    return transform.apply(output).shape, None
 
 
 def _rows(grid: Grid | None) -> list[list[int]] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
@@ -11,9 +10,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, RootModel, model_validator
 
 from arcvdm.errors import TaskFormatError
+from arcvdm.io import read_json
 
 MAX_SIDE = 30
 FIX = "fix the file or remove it"
+# Far above every published task (at most 10 train and 4 test pairs, 69 KB: ARC-AGI-1/2, ConceptARC), low enough
+# that a hostile or broken file is refused at once instead of running for minutes on gigabytes of memory.
+MAX_PAIRS = {"train": 50, "test": 20}
+MAX_FILE_BYTES = 8_000_000  # 140 grids of 30x30 fit even pretty-printed with a wide indent
 
 
 def check_grid(value: Any, where: str = "grid") -> None:
@@ -127,6 +131,9 @@ class Task(BaseModel):
             items = data.get(split)
             if not isinstance(items, list) or not items:
                 raise TaskFormatError(f"{origin}: '{split}' must be a non-empty list of pairs; {FIX}")
+            if len(items) > MAX_PAIRS[split]:
+                raise TaskFormatError(f"{origin}: {len(items)} {split} pairs, at most {MAX_PAIRS[split]} allowed (published "
+                                      f"ARC tasks have at most 10): split the task into smaller ones or remove it")
             pairs[split] = []
             for i, item in enumerate(items):
                 if not isinstance(item, dict) or item.get("input") is None:
@@ -149,12 +156,18 @@ def load_task(path: str | Path, concept: str | None = None) -> Task:
     """Load one task file; the task id is the file name without `.json`."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TaskFormatError(f"{path}: task {path.stem}: {size / 1e6:.1f} MB, at most {MAX_FILE_BYTES / 1e6:g} MB per task "
+                                  "file (published ARC tasks are under 0.1 MB): split the task into smaller ones or remove it")
+        data = read_json(path)
+    except TaskFormatError:
+        raise
     except FileNotFoundError:
         raise TaskFormatError(f"{path}: no such task file; check the path") from None
     except OSError as e:  # a folder or an unreadable file: one line, not a traceback
         raise TaskFormatError(f"{path}: cannot read the task file ({e.strerror}); pass a readable .json file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # malformed JSON, bad UTF-8, nesting too deep
         raise TaskFormatError(f"{path}: task {path.stem}: not valid JSON ({e}); {FIX}") from None
     return Task.from_dict(data, path.stem, source=str(path), concept=concept)
 

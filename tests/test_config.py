@@ -18,7 +18,8 @@ def test_counts_below_one_fail_at_load_not_inside_every_problem(key):
         load_config("smoke", {key: 0})
 
 
-@pytest.mark.parametrize(("text", "message"), [("train: [1,\n", "not valid YAML"), ("- 1\n", "top level must be a mapping")])
+@pytest.mark.parametrize(("text", "message"), [("train: [1,\n", "not valid YAML"), ("- 1\n", "top level must be a mapping"),
+                                               ("[" * 100_000 + "]" * 100_000, "nested too deeply")])
 def test_a_broken_config_file_is_a_one_line_error(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
     path.write_text(text)

@@ -1,6 +1,10 @@
 """Dataset registry, resolution order and offline download: `python -m pytest tests/test_datasets.py -q`."""
 
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +109,15 @@ def test_wrong_or_missing_archive_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ArcvdmError, match="cannot download"):
         download("conceptarc", (tmp_path / "absent.zip").as_uri())
     assert list(cache_dir().iterdir()) == []
+
+
+def test_the_suite_ignores_the_callers_environment(tmp_path, datasets_dir):
+    # Another valid copy under the caller's $ARCVDM_DATA, and a cache that holds a dataset: neither may leak in.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "arc-agi-2" / "evaluation").mkdir(parents=True)
+    (tmp_path / "xdg" / "arcvdm" / "datasets" / "arc-agi-1" / "training").mkdir(parents=True)
+    env = {**os.environ, "ARCVDM_DATA": str(elsewhere), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    test = f"{Path(__file__)}::test_resolution_order_data_dir_then_env_then_cache"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                            env=env, capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert result.returncode == 0, result.stdout[-2000:]

@@ -174,3 +174,50 @@ def test_cli_errors_are_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", "from arcvdm.cli import main; main()", "score", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "pass --dataset" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def _right_only_late(tasks, late: int) -> dict:
+    """Per task: attempts 1..late-1 wrong, attempt_<late> the answer (a prediction set that gives more than k attempts)."""
+    sub = {}
+    for t in tasks:
+        wrong = [[(v + 1) % 10 for v in row] for row in t.test[0].output.root]
+        sub[t.id] = [{**{f"attempt_{n}": wrong for n in range(1, late)}, f"attempt_{late}": p.output.root} for p in t.test]
+    return sub
+
+
+@pytest.mark.parametrize("layout, late", [("arc-agi-benchmarking", 3), ("kaggle", 5)])
+def test_attempts_beyond_the_datasets_k_never_lift_the_headline(tmp_path, arc1_eval, datasets_dir, layout, late):
+    sub = _right_only_late(list(arc1_eval)[:4], late)
+    if layout == "kaggle":
+        path = tmp_path / "submission.json"
+        path.write_text(json.dumps(sub))
+    else:
+        path = tmp_path / "late-model" / "submissions"
+        path.mkdir(parents=True)
+        for task_id, entries in sub.items():
+            (path / f"{task_id}.json").write_text(json.dumps(entries))
+    args = ["score", str(path), "--dataset", "arc-agi-1/evaluation", "--data-dir", str(datasets_dir)]
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert (data["attempts"], data["attempts_given"]) == (2, late)
+    assert (data["strict_solved"], data["per_output_score"], data["outputs_solved"]) == (0, 0.0, 0)
+    assert data["lenient"]["exact"]["outputs_solved"] == 0
+    outputs = sum(len(t.test) for t in list(arc1_eval)[:4])
+    assert data["pass_at_k"]["2"]["outputs_solved"] == 0 and data["pass_at_k"][str(late)]["outputs_solved"] == outputs
+    name = "submission" if layout == "kaggle" else "late-model"
+    human = CliRunner().invoke(app, args, env={"COLUMNS": "300"}).output
+    assert "strict 0/400 tasks" in human and f"pass@{late}" in human
+    warning = [line for line in human.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and f"{name} gives {late} attempts per test output" in warning[0] and "1-2" in warning[0]
+    compared = CliRunner().invoke(app, ["compare", str(path), str(path), "--dataset", "arc-agi-1/evaluation",
+                                        "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"}).output
+    assert f"pass@{late}" not in compared and "0/400" in compared and f"{name} gives {late} attempts" in compared
+    main = json.loads(CliRunner().invoke(app, ["compare", str(path), str(path), "--dataset", "arc-agi-1/evaluation",
+                                               "--data-dir", str(datasets_dir), "--json"]).output)
+    assert [s["strict_solved"] for s in main["sets"]] == [0, 0]
+
+
+def test_conceptarc_counts_its_third_attempt_in_the_headline(tmp_path, datasets_dir):
+    tasks = load_answers("conceptarc", str(datasets_dir))
+    (tmp_path / "submission.json").write_text(json.dumps(_right_only_late(list(tasks)[:3], 3)))
+    r = score(load_predictions(tmp_path / "submission.json"), tasks).to_dict()
+    assert (r["attempts"], r["strict_solved"], r["attempts_warning"]) == (3, 3, None)

@@ -162,9 +162,9 @@ def test_anchored_layout_reads_the_size_from_the_frame(task, tmp_path):
     assert record["output_size_from"] == "frame" and record["train_steps_run"] == 20
     assert record["attempts"][0]["attempt_1"] == task.test[0].output.root
 
-    record, _ = run(hidden, config(), script, tmp_path)  # centered needs the hidden output's size
-    assert record["checkpoints"][0]["test"][0]["error"].startswith("decode: the centered layout needs")
-    assert record["attempts"] == [{"attempt_1": None, "attempt_2": None}]
+    # centered needs the hidden output's size: refused before training, never "done" with null attempts
+    with pytest.raises(ArcvdmError, match="task hidden: test 0 has no output.*use --layout anchored"):
+        run(hidden, config(), script, tmp_path)
 
 
 def test_augmented_views_vote_and_map_back(task, tmp_path):

@@ -22,6 +22,7 @@ from arcvdm.registry import Registry
 # Family name -> "module:class" of its `Backbone` subclass (imported on first use: diffusers is slow to import).
 FAMILIES: Registry[str] = Registry("backbone family")
 FAMILIES.add("cogvideox", "arcvdm.backbones.cogvideox:CogVideoXBackbone")
+FAMILIES.add("ltx", "arcvdm.backbones.ltx:LTXBackbone")
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,26 @@ def _random_cogvideox(device, dtype, force):
     return build_random_5b(device, dtype, force=force)
 
 
+def _tiny_ltx(device, dtype, force):
+    from arcvdm.backbones.tiny import build_tiny_ltx_pipeline
+
+    return build_tiny_ltx_pipeline()
+
+
+def _random_ltx(device, dtype, force):
+    from arcvdm.backbones.ltx import build_random_2b
+
+    return build_random_2b(device, dtype, force=force)
+
+
 BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 heads x 16: tests and the CPU demo
 # 4 layers, 4 heads x 64 (3.4 M parameters): CPU benchmarks
 BACKBONES.add("small", BackboneSpec("cogvideox", build=partial(_tiny, num_layers=4, num_heads=4, head_dim=64)))
 BACKBONES.add("cogvideox1.5-5b-i2v", BackboneSpec("cogvideox", source="THUDM/CogVideoX1.5-5B-I2V"))
 BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_random_cogvideox))
+BACKBONES.add("tiny-ltx", BackboneSpec("ltx", build=_tiny_ltx))  # 1 layer, 2 heads x 16, x32/x8 VAE: tests
+BACKBONES.add("ltx-video-2b-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video"))
+BACKBONES.add("ltx-video-2b-i2v-random", BackboneSpec("ltx", build=_random_ltx))
 # Pretrained on generated ARC-style videos (arcvdm/pretrain), shipped as a save_pretrained folder: the CPU demo.
 BACKBONES.add("mini", BackboneSpec("cogvideox", source=str(Path(__file__).parent / "mini")))
 

@@ -45,6 +45,7 @@ class Backbone(abc.ABC):
     lora_modules: ClassVar[dict[str, list[str] | str]]
     # Sampling schedulers by short name -> diffusers class name; the first one is the family's default.
     schedulers: ClassVar[dict[str, str]]
+    min_sample_steps: ClassVar[int] = 1  # fewer denoising steps than this break the family's scheduler
 
     def __init__(self, pipe, name: str, device: torch.device, dtype: torch.dtype):
         self.pipe = pipe
@@ -79,6 +80,12 @@ class Backbone(abc.ABC):
                 valid = [side * k for k in range(1, max(int(size), 1) // side + 2)]
                 raise ArcvdmError(f"video.{what} = {size}: {cls.label} needs a positive multiple of {side} "
                                   f"(nearest: {_nearest(int(size), valid)}); set video.{what}")
+
+    @classmethod
+    def check_sample_steps(cls, steps: int) -> None:
+        if steps < cls.min_sample_steps:
+            raise ArcvdmError(f"sample.steps = {steps}: {cls.label} samples with at least {cls.min_sample_steps} "
+                              "denoising steps; set sample.steps")
 
     @classmethod
     def pipeline_class(cls):

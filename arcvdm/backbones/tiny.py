@@ -9,6 +9,7 @@ import string
 import torch
 
 from arcvdm.backbones.cogvideox import SCHEDULER_5B
+from arcvdm.backbones.ltx import SCHEDULER_2B, VAE_2B
 from arcvdm.config import NEUTRAL_PROMPT
 
 # The diffusers test-suite's dummy VAE sizes plus the 1.5 latent convention (scale 0.7, inverted for images).
@@ -69,10 +70,21 @@ def tiny_tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
+TINY_T5 = dict(d_model=TINY_TEXT_DIM, d_ff=37, d_kv=8, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+
+
+def tiny_t5(tokenizer, seed: int, sizes: dict = TINY_T5):
+    """A small T5 encoder (2 layers of width TINY_TEXT_DIM by default) over `tokenizer`'s vocabulary, seeded with `seed`."""
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                   eos_token_id=tokenizer.eos_token_id, **sizes))
+
+
 def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
     """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
-    text = dict(d_model=TINY_TEXT_DIM, d_ff=37, d_kv=8, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
-    return seeded_pipeline(text, TINY_VAE, tiny_transformer_config(num_layers, num_heads, head_dim), seed)
+    return seeded_pipeline(TINY_T5, TINY_VAE, tiny_transformer_config(num_layers, num_heads, head_dim), seed)
 
 
 def seeded_pipeline(text_config: dict, vae_config: dict, transformer_config: dict, seed: int):
@@ -84,12 +96,9 @@ def seeded_pipeline(text_config: dict, vae_config: dict, transformer_config: dic
         CogVideoXImageToVideoPipeline,
         CogVideoXTransformer3DModel,
     )
-    from transformers import T5Config, T5EncoderModel
 
     tokenizer = tiny_tokenizer()
-    torch.manual_seed(seed)
-    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                           eos_token_id=tokenizer.eos_token_id, **text_config))
+    text_encoder = tiny_t5(tokenizer, seed, text_config)
     torch.manual_seed(seed + 1)
     vae = AutoencoderKLCogVideoX(**vae_config)
     torch.manual_seed(seed + 2)
@@ -100,5 +109,59 @@ def seeded_pipeline(text_config: dict, vae_config: dict, transformer_config: dic
     )
     for model in (text_encoder, vae, transformer):
         model.eval()  # as from_pretrained leaves them: T5's dropout would otherwise perturb the prompt embedding
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# --- LTX-Video (`tiny-ltx`) ------------------------------------------------------------------------------------------
+
+# The 2B model's VAE wiring (x32 in space, x8 in time, causal encoder) at toy widths, so the shape rules are the
+# real ones: 9 x 64 x 64 videos -> 2 x 2 x 2 latents of 8 channels.
+TINY_LTX_VAE = {
+    **VAE_2B,
+    "latent_channels": 8,
+    "block_out_channels": (8,) * 4,
+    "decoder_block_out_channels": (8,) * 4,
+    "layers_per_block": (1,) * 5,
+    "decoder_layers_per_block": (1,) * 5,
+}
+
+TINY_LTX_TRANSFORMER = dict(
+    in_channels=8,
+    out_channels=8,
+    patch_size=1,
+    patch_size_t=1,
+    num_attention_heads=2,
+    attention_head_dim=16,
+    cross_attention_dim=32,
+    num_layers=1,
+    caption_channels=TINY_TEXT_DIM,
+)
+
+
+def build_tiny_ltx_pipeline(seed: int = 0):
+    """A fp32 CPU `LTXImageToVideoPipeline` with seeded random weights, identical on every machine.
+
+    The VAE's latents_mean / latents_std are seeded random too (the real ones are not 0 / 1), so tests see the
+    pipeline's latent normalisation at work."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_t5(tokenizer, seed)
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLLTXVideo(**TINY_LTX_VAE)
+    vae.latents_mean.normal_(0.0, 0.1)
+    vae.latents_std.uniform_(0.5, 1.5)
+    torch.manual_seed(seed + 2)
+    transformer = LTXVideoTransformer3DModel(**TINY_LTX_TRANSFORMER)
+    pipe = LTXImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                                   scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B))
+    for model in (text_encoder, vae, transformer):
+        model.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -11,8 +11,8 @@ from arcvdm.cli.app import bench_app
 
 BACKBONE = typer.Option("tiny", help="Registered name, local pipeline folder or hub id.")
 FRAMES = typer.Option(9, help="Video frames (8k+1).")
-HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16).")
-WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16).")
+HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16; 32 for LTX-Video).")
+WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16; 32 for LTX-Video).")
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps (default: the best present).")
 DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")
 FORCE = typer.Option(False, "--force", help="Build a full-size random model even if its weights exceed free memory.")

@@ -47,8 +47,8 @@ def check(
     from arcvdm.codec_check import Perturbation, check_tasks
     from arcvdm.datasets import load_dataset
 
+    perturbation = Perturbation(noise=noise, shift=shift, jpeg=jpeg)  # refused before the dataset loads
     tasks = load_dataset(dataset, data_dir)
-    perturbation = Perturbation(noise=noise, shift=shift, jpeg=jpeg)
     result = check_tasks(list(tasks), _layout(layout), perturbation, height, width, seed, workers)  # type: ignore[arg-type]
     if as_json:
         out = {"dataset": dataset, "layout": layout, "perturbation": str(perturbation), "height": height, "width": width,
@@ -87,10 +87,12 @@ def render(
     """Write each pair's frames as PNG and its transition video as GIF."""
     from arcvdm.codec import plan_for_task, render as render_grid
     from arcvdm.datasets import load_task_spec
+    from arcvdm.io import writable_folder
     from arcvdm.render import save_gif, save_png
     from arcvdm.trajectories import make_video
 
     t = load_task_spec(task, data_dir)
+    writable_folder(out)
     plan = plan_for_task(t, _layout(layout), height, width)  # type: ignore[arg-type]
     written = 0
     for split, pairs in (("train", t.train), ("test", t.test)):

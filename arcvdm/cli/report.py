@@ -30,7 +30,11 @@ def inspect_command(
     _, tasks = ground_truth([pset], dataset, data_dir)
     if task_id not in tasks:
         raise ArcvdmError(f"{tasks.name}: no task '{task_id}'; the run has {', '.join(sorted(pset.records)[:5]) or 'no problems'}")
-    print_problem(tasks[task_id], pset.records.get(task_id), Console())
+    unreadable = pset.tasks.get(task_id)
+    note = None
+    if unreadable is not None and unreadable.unusable:
+        note = f"malformed problem file {unreadable.source}: {unreadable.reason()}; rerun the run to solve it again"
+    print_problem(tasks[task_id], pset.records.get(task_id), Console(), note)
 
 
 @app.command("report")
@@ -42,11 +46,18 @@ def report_command(
 ) -> None:
     """Write a static HTML report (index with sortable, filterable problems; one page per problem) that opens from disk."""
     from arcvdm.formats import load_predictions
+    from arcvdm.io import writable_folder
     from arcvdm.report.html import write_report
+    from arcvdm.report.tables import print_unusable, print_warnings
+    from arcvdm.scoring import score
 
     pset = load_predictions(run)
     if pset.kind != "run":
         raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
     tasks = ground_truth([pset], dataset, data_dir)[1] if pset.family == "arc" else None
-    index = write_report(pset, tasks, out or run / "report")
+    index = write_report(pset, tasks, writable_folder(out or run / "report"))
+    stderr = Console(stderr=True)
+    if tasks is not None:  # what the summary line cannot say: attempts beyond k, tasks without answers
+        print_warnings(score(pset, tasks), stderr)
+    print_unusable(pset, "counted wrong, no page", stderr)
     Console().print(f"wrote {index}", highlight=False)

@@ -104,17 +104,23 @@ def export_command(
     fmt: str = typer.Option(..., "--format", "-f", help="kaggle (one submission.json) or arc-agi-benchmarking (one <task_id>.json per task)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (kaggle) or folder (arc-agi-benchmarking)."),
 ) -> None:
-    """Write a run's attempts as a Kaggle submission.json or an arc-agi-benchmarking submissions folder."""
-    from arcvdm.formats import load_predictions, write_arc_agi_benchmarking, write_kaggle
+    """Write a run's attempts as a Kaggle submission.json or an arc-agi-benchmarking submissions folder.
 
+    Problem files that cannot be read are left out and named.
+    """
+    from arcvdm.formats import load_predictions, write_arc_agi_benchmarking, write_kaggle
+    from arcvdm.io import writable_file, writable_folder
+    from arcvdm.report.tables import print_unusable
+
+    if fmt not in ("kaggle", "arc-agi-benchmarking"):
+        raise ArcvdmError(f"unknown export format '{fmt}': use --format kaggle or --format arc-agi-benchmarking")
     pset = load_predictions(run)
     if pset.family != "arc":
         raise ArcvdmError(f"{run}: a {pset.family} vision run has metrics, not ARC attempts: nothing to export")
     if fmt == "kaggle":
-        write_kaggle(pset, out)
-        written = f"{out} ({len(pset.tasks)} tasks)"
-    elif fmt == "arc-agi-benchmarking":
-        written = f"{len(write_arc_agi_benchmarking(pset, out))} task files in {out}"
+        write_kaggle(pset, writable_file(out))
+        written = f"{out} ({len(pset.tasks) - len(pset.unusable())} tasks)"
     else:
-        raise ArcvdmError(f"unknown export format '{fmt}': use --format kaggle or --format arc-agi-benchmarking")
+        written = f"{len(write_arc_agi_benchmarking(pset, writable_folder(out)))} task files in {out}"
+    print_unusable(pset, "not exported", Console(stderr=True))
     Console().print(f"wrote {written}", highlight=False)

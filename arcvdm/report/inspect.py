@@ -57,13 +57,14 @@ def vote_table(j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], tr
     return table
 
 
-def print_problem(task: Task, record: dict[str, Any] | None, console: Console) -> None:
+def print_problem(task: Task, record: dict[str, Any] | None, console: Console, missing_note: str | None = None) -> None:
+    """The whole problem; `missing_note` says why there is no record (e.g. an unreadable problem file)."""
     draw = partial(grid_panel, colour=console.color_system is not None)
     console.rule(f"{task.id}" + (f" · {task.concept}" if task.concept else ""))
     for i, pair in enumerate(task.train):
         console.print(Columns([draw(f"train {i} input", pair.input.root), draw(f"train {i} output", pair.output.root)]))
     if record is None:
-        console.print("[yellow]this run has no result for this problem[/yellow]")
+        console.print(f"[yellow]{missing_note or 'this run has no result for this problem'}[/yellow]", highlight=False, soft_wrap=True)
     else:
         status = record.get("status", "?")
         steps = record.get("train_steps_run")

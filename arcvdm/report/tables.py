@@ -7,6 +7,7 @@ from rich.table import Table
 
 from arcvdm.baselines import CONCEPTARC_SOURCE, PUBLISHED
 from arcvdm.compare import Comparison
+from arcvdm.formats import PredictionSet
 from arcvdm.scoring import COMPUTE_FIELDS, ArcScore, Tally, VisionScore
 
 MAX_LISTED = 10
@@ -21,16 +22,35 @@ def summary_line(s: ArcScore) -> str:
     return (
         f"{s.name} on {s.dataset}: strict {exact.strict_solved}/{n} tasks ({pct(exact.strict_solved, n)}) · "
         f"per-output {exact.per_output_score:.1f}/{n} ({pct(exact.per_output_score, n)}) · "
-        f"{exact.outputs_solved}/{s.outputs_total} test outputs · {s.attempts} attempts · "
+        f"{exact.outputs_solved}/{s.outputs_total} test outputs · {attempts_note(s)} · "
         f"{len(s.missing)} missing · {len(s.malformed_files)} malformed" + scope_note(s)
     )
 
 
+def attempts_note(s: ArcScore) -> str:
+    if s.attempts_given > s.attempts:
+        return f"{s.attempts} attempts counted of {s.attempts_given} given"
+    return f"{s.attempts} attempt{'s' if s.attempts > 1 else ''}"
+
+
+def print_warnings(s: ArcScore, console: Console) -> None:
+    """What a reader must see next to the headline: attempts beyond k, tasks the dataset cannot score."""
+    lines = [s.attempts_warning] if s.attempts_warning else []
+    if s.unanswered:
+        shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
+        n = len(s.unanswered)
+        lines.append(f"{s.name}: {n} task{' has' if n == 1 else 's have'} no test output in {s.dataset}, "
+                     f"so {'it is' if n == 1 else 'they are'} not scored: {shown}")
+    for line in lines:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+
 def scope_note(s: ArcScore) -> str:
     """Says when a run is scored on its own selection rather than the whole dataset (empty otherwise)."""
-    if s.scope != "run" or len(s.tasks) == s.dataset_tasks:
+    selected = len(s.tasks) + len(s.unanswered)
+    if s.scope != "run" or selected == s.dataset_tasks:
         return ""
-    return (f" · scored on {len(s.tasks)} of {s.dataset_tasks} tasks of {s.dataset} (the run's selection); "
+    return (f" · scored on {selected} of {s.dataset_tasks} tasks of {s.dataset} (the run's selection); "
             "--all-tasks counts the rest as missing")
 
 
@@ -44,6 +64,7 @@ def print_score(s: ArcScore | VisionScore, console: Console) -> None:
         print_vision(s, console)
         return
     console.print(summary_line(s), highlight=False)
+    print_warnings(s, console)
     table = Table("level", "strict tasks", "per-output score", "test outputs", title="strict = every test output exact; "
                   "per-output = fraction of a task's outputs exact, summed", title_justify="left")
     n, outputs = len(s.tasks), s.outputs_total
@@ -76,6 +97,12 @@ def _print_problems(s: ArcScore, console: Console) -> None:
         console.print(f"[yellow]not in {s.dataset} (ignored):[/yellow] {len(s.unknown_tasks)} tasks", highlight=False)
 
 
+def print_unusable(pset: PredictionSet, consequence: str, console: Console) -> None:
+    """Name each problem file that could not be read, as `_print_problems` does for the scorer."""
+    for task in pset.unusable():
+        console.print(f"[yellow]malformed ({consequence})[/yellow] {task.source}: {task.reason()}", highlight=False, soft_wrap=True)
+
+
 def print_vision(s: VisionScore, console: Console) -> None:
     console.print(f"{s.name} ({s.family}): {s.problems} problems scored, {len(s.failed)} failed", highlight=False)
     table = Table("metric", "mean", "std", "n", title="over problems (std with n-1)", title_justify="left")
@@ -89,6 +116,8 @@ def print_comparison(c: Comparison, console: Console) -> None:
     console.print(f"{len(c.scores)} prediction sets on {c.dataset}; strict = every test output exact, per-output = "
                   "fraction of outputs exact; published rows have no predictions", highlight=False)
     console.print(c.scope_caption(), highlight=False)
+    for s in arc:
+        print_warnings(s, console)
     if arc:
         k = max(s.attempts for s in arc)
         levels = [lvl for lvl in arc[0].lenient() if lvl != "exact"]

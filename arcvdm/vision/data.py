@@ -102,8 +102,8 @@ def coco_pool(annotations: Path, images: Path | None, categories: Sequence[str],
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         try:
             coco = COCO(str(annotations))
-        except (ValueError, KeyError, OSError) as e:
-            raise ArcvdmError(f"{annotations}: not a COCO annotation file ({e})") from None
+        except (ValueError, KeyError, OSError, RecursionError, TypeError) as e:  # RecursionError: JSON nested too deeply
+            raise ArcvdmError(f"{annotations}: not a COCO annotation file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     names = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
     if keypoints:
         categories = ["person"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from arcvdm.config import RunConfig, load_config
+from arcvdm.config import PAPER_LTX, RunConfig, load_config
 from arcvdm.registry import Registry
 from arcvdm.vision.families import Family
 
@@ -40,10 +40,24 @@ def _smoke(family: Family, shots: int) -> dict[str, Any]:
     }
 
 
+def _recipe(settings: dict[str, Any]) -> Callable[[Family, int], dict[str, Any]]:
+    """A backbone's fixed recipe (an ARC preset of arcvdm/config.py) as a vision preset: the same video size,
+    LoRA, optimizer and schedule for every family and shot count."""
+
+    def dotted(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    return lambda family, shots: dotted(settings)
+
+
 VISION_PRESETS: Registry[Callable[[Family, int], dict[str, Any]]] = Registry("vision preset")
 VISION_PRESETS.add("paper", _paper)
 VISION_PRESETS.add("paper-ablation", _paper_ablation)
 VISION_PRESETS.add("vision-smoke", _smoke)
+VISION_PRESETS.add("paper-ltx", _recipe(PAPER_LTX))  # the paper's Table 3 recipe for LTX-Video (its Table 2)
 
 
 def vision_config(preset: str, family: Family, shots: int, overrides: dict[str, Any] | None = None) -> RunConfig:
