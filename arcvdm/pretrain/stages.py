@@ -9,8 +9,8 @@ from it. Every data draw is seeded by (seed, stage, step), so a resumed run sees
 
 from __future__ import annotations
 
+import io
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -106,7 +106,7 @@ class Pretrainer:
         self.state_path = self.out / STATE_DIR / STATE_FILE
         self.pipe = build_mini_pipeline(recipe.seed)
         self.stage, self.step, self.elapsed = "vae", 0, 0.0
-        self.losses: dict[str, list[float]] = {"vae": [], "transformer": []}
+        self.losses: dict[str, list[float]] = {}  # per stage
         self.metrics: dict = {}
         self._optimizer_state = None
         if resume:
@@ -127,7 +127,6 @@ class Pretrainer:
 
     def _save(self, optimizer) -> None:
         from arcvdm.io import atomic_write_bytes
-        import io
 
         buffer = io.BytesIO()
         torch.save({"recipe": asdict(self.recipe), "stage": self.stage, "step": self.step, "elapsed": self.elapsed,
