@@ -99,3 +99,15 @@ def test_a_lora_on_mini_memorises_a_demo_tasks_train_pairs(samples_dir, tmp_path
     backbone = load_backbone(config.backbone, "cpu", "fp32")
     record = solve_problem(load_task(samples_dir / "flip-h.json"), config, backbone, tmp_path)
     assert any(all(e["correct"] for e in c["train"]) for c in record["checkpoints"])
+
+
+def test_bench_tasks_cover_every_family_inside_the_canvas_and_repeat_by_seed():
+    from arcvdm.pretrain.bench import bench_tasks, family_of
+    from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE
+
+    tasks = bench_tasks(2 * len(FAMILIES), seed=1)
+    assert {family_of(t.id) for t in tasks} == set(FAMILIES) == set(INSIDE) | set(OUTSIDE)
+    assert all(2 <= len(t.train) <= 4 and 1 <= len(t.test) <= 2 for t in tasks)
+    assert all(max(g.shape) <= 10 and p.input != p.output for t in tasks for p in t.train + t.test for g in (p.input, p.output))
+    assert [t.to_dict() for t in bench_tasks(len(FAMILIES), seed=1)] == [t.to_dict() for t in tasks[: len(FAMILIES)]]
+    assert [t.to_dict() for t in bench_tasks(3, seed=2)] != [t.to_dict() for t in tasks[:3]]
