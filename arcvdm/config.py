@@ -202,6 +202,17 @@ PAPER_LTX: dict[str, Any] = {
 PRESETS.add("paper-ltx", PAPER_LTX)
 PRESETS.add("smoke-aug", {**SMOKE, "augment": {"symmetries": 2, "color_maps": 2, "views": 4},
                           "selection": {"rule": "leave-one-out"}})
+# The pretrained mini backbone (issue 10) on CPU: the paper's schedule shape (rank 64 / alpha 32 on Q/K/V/O,
+# checkpoints along a fixed schedule, pass@2, centered layout, discrete trajectory) scaled to 9x64x64 and a
+# 2-core budget: 200 steps evaluated every 50 at a higher learning rate, 10 sampling steps.
+MINI: dict[str, Any] = {
+    "backbone": "mini",
+    "video": {"height": 64, "width": 64},
+    "train": {"steps": 200, "eval_every": 50, "lr": 1e-3},
+    "sample": {"steps": 10, "batch_size": 8},
+}
+PRESETS.add("mini", MINI)
+PRESETS.add("mini-aug", {**MINI, **AUGMENTED})
 
 # The paper's Wan2.1 recipe (its Table 3), for ARC and, through `arcvdm vision run --preset paper-wan`, the vision
 # suite: LoRA on Q/K/V/O plus feed-forward at rank 128 / alpha 128; 9x480x720 linear transition videos; batch 1;

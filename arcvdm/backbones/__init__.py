@@ -102,6 +102,8 @@ BACKBONES.add("wan2.1-i2v-14b-480p-random", BackboneSpec("wan", build=_random_wa
 BACKBONES.add("tiny-wan2.2", BackboneSpec("wan2.2", build=_tiny_wan22))  # 1 layer, 2 heads x 16, tiny UMT5
 BACKBONES.add("wan2.2-ti2v-5b", BackboneSpec("wan2.2", source="Wan-AI/Wan2.2-TI2V-5B-Diffusers"))
 BACKBONES.add("wan2.2-ti2v-5b-random", BackboneSpec("wan2.2", build=_random_wan22))
+# Pretrained on generated ARC-style videos (arcvdm/pretrain), shipped as a save_pretrained folder: the CPU demo.
+BACKBONES.add("mini", BackboneSpec("cogvideox", source=str(Path(__file__).parent / "mini")))
 
 
 def family_class(family: str):
@@ -164,6 +166,10 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None,
         pipe = spec.build(device, dtype, force)
     else:
         source = spec.source if spec else name_or_path
+        if Path(source).is_dir():  # a folder with a model card: a missing or damaged file is named, with its fix
+            from arcvdm.pretrain.card import verify_folder
+
+            verify_folder(Path(source))
         try:
             pipe = family.load_pretrained(source, dtype)
         except OSError as e:

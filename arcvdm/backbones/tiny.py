@@ -70,28 +70,26 @@ def tiny_tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def tiny_t5(tokenizer, seed: int):
-    """A 2-layer T5 encoder of width TINY_TEXT_DIM over `tokenizer`'s vocabulary, seeded with `seed`."""
+TINY_T5 = dict(d_model=TINY_TEXT_DIM, d_ff=37, d_kv=8, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
+
+
+def tiny_t5(tokenizer, seed: int, sizes: dict = TINY_T5):
+    """A small T5 encoder (2 layers of width TINY_TEXT_DIM by default) over `tokenizer`'s vocabulary, seeded with `seed`."""
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)
-    return T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer),
-            d_model=TINY_TEXT_DIM,
-            d_ff=37,
-            d_kv=8,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    )
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                   eos_token_id=tokenizer.eos_token_id, **sizes))
 
 
 def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int = 16, seed: int = 0):
     """A fp32 CPU `CogVideoXImageToVideoPipeline` with seeded random weights, identical on every machine."""
+    return seeded_pipeline(TINY_T5, TINY_VAE, tiny_transformer_config(num_layers, num_heads, head_dim), seed)
+
+
+def seeded_pipeline(text_config: dict, vae_config: dict, transformer_config: dict, seed: int):
+    """A fp32 `CogVideoXImageToVideoPipeline` from configs (T5 sizes, VAE, transformer), seeded random weights,
+    the in-memory tokenizer and the 5B scheduler: the tiny backbones and the mini's pretraining start here."""
     from diffusers import (
         AutoencoderKLCogVideoX,
         CogVideoXDPMScheduler,
@@ -100,11 +98,11 @@ def build_tiny_pipeline(num_layers: int = 1, num_heads: int = 2, head_dim: int =
     )
 
     tokenizer = tiny_tokenizer()
-    text_encoder = tiny_t5(tokenizer, seed)
+    text_encoder = tiny_t5(tokenizer, seed, text_config)
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKLCogVideoX(**TINY_VAE)
+    vae = AutoencoderKLCogVideoX(**vae_config)
     torch.manual_seed(seed + 2)
-    transformer = CogVideoXTransformer3DModel(**tiny_transformer_config(num_layers, num_heads, head_dim))
+    transformer = CogVideoXTransformer3DModel(**transformer_config)
     scheduler = CogVideoXDPMScheduler(**SCHEDULER_5B)
     pipe = CogVideoXImageToVideoPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler

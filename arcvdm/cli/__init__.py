@@ -8,7 +8,7 @@ from arcvdm.cli.app import app
 from arcvdm.errors import ArcvdmError
 
 # Importing the modules registers their commands on `app`.
-from arcvdm.cli import backbone, codec, data, report, run, score, vision  # noqa: E402,F401
+from arcvdm.cli import backbone, codec, data, mini, report, run, score, vision  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""`arcvdm mini-bench`: generated tasks from the families inside and outside pretraining, solved by `arcvdm run`'s
+runner and scored strictly, side by side. The task stream is seeded apart from every pretraining stream."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from arcvdm.config import RunConfig
+from arcvdm.errors import ArcvdmError
+from arcvdm.io import atomic_write_json
+from arcvdm.pretrain.data import stream_rng
+from arcvdm.pretrain.generator import FAMILIES, OUTSIDE, make_task
+from arcvdm.tasks import Task
+
+
+def bench_tasks(n: int, seed: int) -> list[Task]:
+    """`n` tasks cycling through every family; task i has 2-4 train pairs and 1-2 test inputs."""
+    names = sorted(FAMILIES)
+    tasks = []
+    for i in range(n):
+        rng = stream_rng("bench", seed, i)
+        name = names[i % len(names)]
+        tasks.append(make_task(name, rng, f"{name}-{i:04d}", train=rng.randint(2, 4), test=rng.randint(1, 2)))
+    return tasks
+
+
+def write_tasks(folder: Path, tasks: list[Task]) -> None:
+    """One JSON per task; an existing folder must hold exactly these tasks (a rerun resumes, it never mixes benches)."""
+    for task in tasks:
+        path = folder / f"{task.id}.json"
+        data = task.to_dict()
+        if path.exists():
+            if json.loads(path.read_text()) != data:
+                raise ArcvdmError(f"{path}: differs from the task this seed generates; use a new --out for another --seed")
+            continue
+        atomic_write_json(path, data)
+
+
+def family_of(task_id: str) -> str:
+    return task_id.rsplit("-", 1)[0]
+
+
+def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) -> dict:
+    from arcvdm.formats import load_predictions
+    from arcvdm.runner import read_record, run_dataset
+    from arcvdm.scoring import score_tasks
+    from arcvdm.tasks import TaskSet
+
+    out = Path(out)
+    tasks = bench_tasks(n, seed)
+    write_tasks(out / "tasks", tasks)
+    run_dataset(str(out / "tasks"), config, out / "run", log=log)
+    scored = score_tasks(load_predictions(out / "run"), TaskSet("mini-bench", tasks), config.selection.attempts)
+    result: dict = {"seed": seed, "tasks": n, "attempts": config.selection.attempts, "preset": config.preset,
+                    "backbone": config.backbone, "families": {}}
+    for side, keep in (("inside", lambda f: f not in OUTSIDE), ("outside", lambda f: f in OUTSIDE), ("all", lambda f: True)):
+        rows = [t for t in scored.tasks if keep(family_of(t.task_id))]
+        memorised = 0
+        for t in rows:
+            record = read_record(out / "run" / "problems" / f"{t.task_id}.json") or {}
+            memorised += any(all(e["correct"] for e in c.get("train", [])) for c in record.get("checkpoints", []))
+        solved = sum(t.solved for t in rows)
+        result[side] = {"tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
+                        "train_memorised": memorised}
+    for name in sorted(FAMILIES):
+        rows = [t for t in scored.tasks if family_of(t.task_id) == name]
+        result["families"][name] = {"side": "outside" if name in OUTSIDE else "inside", "tasks": len(rows),
+                                    "solved": sum(t.solved for t in rows)}
+    atomic_write_json(out / "bench.json", result)
+    return result

@@ -1,0 +1,143 @@
+"""The pretrained folder's model card (`model_card.json` + `README.md`) and its integrity check.
+
+The card lists every weight file with its sha256; `verify_folder` checks them before a load, so a missing
+or damaged file is one line naming it and the command that rebuilds it, not a traceback from safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from arcvdm.errors import ArcvdmError
+from arcvdm.io import atomic_write_json, atomic_write_text
+
+CARD_JSON = "model_card.json"
+CARD_README = "README.md"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def rebuild_command(seed: int) -> str:
+    return f"arcvdm backbone pretrain-mini --out DIR --seed {seed}"
+
+
+def verify_folder(folder: Path) -> None:
+    """Raise a one-line ArcvdmError if a file the card lists (weights, configs, tokenizer) is missing or differs
+    from its sha256.
+
+    A folder without a card (any other `save_pretrained` folder) is left to `from_pretrained`.
+    """
+    card_path = Path(folder) / CARD_JSON
+    if not card_path.is_file():
+        return
+    try:
+        card = json.loads(card_path.read_text())
+        files, seed = card["files"], card["recipe"]["seed"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArcvdmError(f"{card_path}: not a readable model card ({e}); reinstall arcvdm or rebuild with "
+                          f"`arcvdm backbone pretrain-mini --out DIR`") from None
+    for name, entry in files.items():
+        path = Path(folder) / name
+        problem = "is missing" if not path.is_file() else None
+        if problem is None and sha256(path) != entry["sha256"]:
+            problem = "does not match the sha256 in its model card (damaged or replaced)"
+        if problem:
+            raise ArcvdmError(f"backbone weights {path} {problem}: reinstall arcvdm, or rebuild the folder with "
+                              f"`{rebuild_command(seed)}` and pass --backbone DIR")
+
+
+def _data_recipe() -> dict:
+    from arcvdm.pretrain.data import LAYOUTS, TRAJECTORY_MIX
+    from arcvdm.pretrain.generator import INSIDE, MAX_SIDE, OUTSIDE
+
+    return {"families_inside": list(INSIDE), "families_outside_never_seen": list(OUTSIDE),
+            "tasks": "2-4 train pairs per task, one hidden rule per task, grids 1-10 cells a side",
+            "max_side": MAX_SIDE, "layouts": dict(LAYOUTS), "trajectories": dict(TRAJECTORY_MIX),
+            "vae_data": "half family-task pairs, half transitions between dense random grids in all ten colours",
+            "rendering": "arcvdm.codec (the task's plan, as runs draw it) and arcvdm.trajectories.make_video",
+            "never": "ARC-AGI or ConceptARC data"}
+
+
+def _readme(card: dict) -> str:
+    r, m = card["recipe"], card["metrics"]
+    vae = m.get("vae_round_trip", {})
+    files = "\n".join(f"| `{name}` | {e['bytes']:,} | `{e['sha256']}` |" for name, e in card["files"].items())
+    return f"""# mini: a pretrained miniature CogVideoX1.5-class image-to-video pipeline
+
+The same diffusers classes as CogVideoX1.5-5B-I2V (`CogVideoXImageToVideoPipeline`: `AutoencoderKLCogVideoX`,
+`CogVideoXTransformer3DModel` with patch_size_t 2, ofs and rotary embeddings, a small `T5EncoderModel`, the 5B
+`CogVideoXDPMScheduler`) at 9 frames x 64x64, pretrained by arcvdm on generated ARC-style transition videos.
+Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`.
+
+- Parameters: {card['parameters']}
+- Stage 1 (VAE reconstruction): {r['vae_steps']} steps of video batches of {r['vae_batch']} (final loss
+  {m.get('vae_final_loss')}), then {r['vae_refine_steps']} refining steps alternating videos and {r['vae_frames_batch']} single
+  frames with a chroma term (final loss {m.get('vae-refine_final_loss')})
+- Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
+  batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
+- VAE exact round trips on fresh generated grids (first and last frame through `codec.decode`):
+  {vae.get('exact')}/{vae.get('grids')}
+- Training time (compute, summed over resumes): {card['train_seconds'] / 60:.1f} min on {card['machine']}
+- Families seen: {', '.join(card['data']['families_inside'])}; never seen: {', '.join(card['data']['families_outside_never_seen'])}
+- Rebuild: `{card['rebuild']}` (same recipe and data; CPU float reductions may differ in the last bits)
+
+| file | bytes | sha256 |
+|---|---|---|
+{files}
+"""
+
+
+def write_pipeline(pretrainer) -> Path:
+    """Save the pipeline in fp16 (loads in fp32) with its card into `pretrainer.out`; the card is written last."""
+    import torch
+
+    out, recipe = pretrainer.out, pretrainer.recipe
+    staging = out / ".pretrain" / "final"
+    shutil.rmtree(staging, ignore_errors=True)
+    pipe = pretrainer.pipe
+    pipe.to(dtype=torch.float16)
+    pipe.save_pretrained(staging, safe_serialization=True)
+    pipe.to(dtype=torch.float32)
+    for entry in sorted(staging.iterdir()):
+        os.replace(entry, out / entry.name)
+    losses = pretrainer.losses
+    files = {str(p.relative_to(out)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+             for p in sorted(out.rglob("*")) if p.is_file() and ".pretrain" not in p.parts
+             and p.name not in (CARD_JSON, CARD_README)}
+    metrics = dict(pretrainer.metrics)
+    for stage in ("vae", "vae-refine", "transformer"):
+        if losses.get(stage):
+            metrics[f"{stage}_final_loss"] = round(float(np.mean(losses[stage][-50:])), 5)
+    card = {
+        "name": "mini",
+        "pipeline": "CogVideoXImageToVideoPipeline",
+        "video": {"frames": 9, "height": 64, "width": 64},
+        "parameters": {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+                       for name in ("vae", "transformer", "text_encoder")},
+        "storage_dtype": "float16",
+        "recipe": asdict(recipe),
+        "data": _data_recipe(),
+        "metrics": metrics,
+        "train_seconds": round(pretrainer.elapsed, 1),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}",
+        "rebuild": rebuild_command(recipe.seed),
+        "files": files,
+    }
+    atomic_write_text(out / CARD_README, _readme(card))
+    atomic_write_json(out / CARD_JSON, card)
+    shutil.rmtree(out / ".pretrain", ignore_errors=True)
+    return out

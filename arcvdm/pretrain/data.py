@@ -1,0 +1,72 @@
+"""Pretraining videos: generated tasks drawn by the codec and turned into transition videos by the trajectories runs use.
+
+Every draw comes from a `random.Random` seeded by a string naming its purpose (`stream_rng`), so a stream is
+reproducible from the model card's seed, resumes exactly at any step, and never meets another stream
+(`arcvdm mini-bench` seeds its own).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from arcvdm import codec
+from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.pretrain.generator import INSIDE, MAX_SIDE, make_task
+from arcvdm.tasks import Task
+from arcvdm.trajectories import make_video
+
+# What a run trains on: the paper's layout and trajectory most of the time, the alternatives often enough
+# that `--layout anchored` and `--trajectory linear|quadratic` start from something the model has seen.
+LAYOUTS = (("centered", 0.75), ("anchored", 0.25))
+TRAJECTORY_MIX = (("discrete", 0.7), ("linear", 0.15), ("quadratic", 0.15))
+
+
+def stream_rng(purpose: str, seed: int, index: int) -> random.Random:
+    return random.Random(f"arcvdm-mini/{purpose}/{seed}/{index}")
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    names, weights = zip(*weighted)
+    return rng.choices(names, weights)[0]
+
+
+def _plan(grids: list, rng: random.Random) -> codec.CanvasPlan:
+    """The plan a run would make; anchored needs a cell of room for its marker, so 10-cell grids stay centered."""
+    layout = _pick(rng, LAYOUTS)
+    if layout == "anchored" and max(max(np.shape(g)) for g in grids) >= MAX_SIDE:
+        layout = "centered"
+    return codec.plan_for_grids(grids, layout, HEIGHT, WIDTH)
+
+
+def task_videos(task: Task, rng: random.Random) -> list[np.ndarray]:
+    """One uint8 [9, 64, 64, 3] video per train pair, with the task's plan (as `arcvdm run` draws it)."""
+    plan = _plan([g.array for g in task.visible_grids()], rng)
+    trajectory = _pick(rng, TRAJECTORY_MIX)
+    return [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, trajectory, rng.randrange(2**31))
+            for p in task.train]
+
+
+def random_task(rng: random.Random, families: tuple[str, ...] = INSIDE) -> Task:
+    """A task of a random family with 2-4 train pairs (the plan depends on all of them, as in a run)."""
+    return make_task(rng.choice(families), rng, "pretrain", train=rng.randint(2, 4), test=0)
+
+
+def dense_grid(rng: random.Random) -> np.ndarray:
+    """Any grid up to 10x10 in all ten colours, from sparse to full: what the VAE must draw besides the families."""
+    h, w = rng.randint(1, MAX_SIDE), rng.randint(1, MAX_SIDE)
+    density = rng.uniform(0.3, 1.0)
+    colours = rng.sample(range(10), rng.randint(2, 10))
+    return np.array([[rng.choice(colours) if rng.random() < density else 0 for _ in range(w)] for _ in range(h)],
+                    dtype=np.uint8)
+
+
+def vae_video(rng: random.Random) -> np.ndarray:
+    """A training video for the VAE: half the time a family task's pair, half a transition between dense random grids."""
+    if rng.random() < 0.5:
+        videos = task_videos(random_task(rng), rng)
+        return videos[rng.randrange(len(videos))]
+    a, b = dense_grid(rng), dense_grid(rng)
+    plan = _plan([a, b], rng)
+    return make_video(codec.render(a, plan), codec.render(b, plan), FRAMES, _pick(rng, TRAJECTORY_MIX), rng.randrange(2**31))

@@ -1,0 +1,100 @@
+"""The pretrained `mini` backbone: shipped weights, stock loading, bad weights, pretraining's folder rules and an
+end-to-end pretraining, the generated benchmark's tasks."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from arcvdm.errors import ArcvdmError
+
+MINI = Path(__file__).resolve().parents[1] / "arcvdm" / "backbones" / "mini"
+
+
+def _card() -> dict:
+    return json.loads((MINI / "model_card.json").read_text())
+
+
+def test_shipped_files_match_their_recorded_sha256():
+    from arcvdm.pretrain.card import sha256
+
+    files = _card()["files"]
+    assert {"transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= set(files)
+    assert sum(e["bytes"] for name, e in files.items() if name.endswith(".safetensors")) <= 8 * 2**20
+    for name, entry in files.items():
+        assert sha256(MINI / name) == entry["sha256"], name
+
+
+def test_a_stock_pipeline_loads_the_shipped_folder():
+    import torch
+    from diffusers import CogVideoXImageToVideoPipeline
+
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(MINI, dtype=torch.float32)
+    assert pipe.vae_scale_factor_spatial == 4 and pipe.transformer.config.patch_size_t == 2
+    assert pipe.transformer.config.ofs_embed_dim and pipe.transformer.config.use_rotary_positional_embeddings
+    assert pipe.transformer.dtype == torch.float32
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupted"])
+def test_bad_weights_are_one_line_naming_the_file_and_the_rebuild(tmp_path, damage):
+    from arcvdm.backbones import load_backbone
+
+    folder = tmp_path / "mini"
+    shutil.copytree(MINI, folder)
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    else:
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    with pytest.raises(ArcvdmError) as e:
+        load_backbone(str(folder), "cpu", "fp32")
+    message = str(e.value)
+    assert "\n" not in message and str(weights) in message and "arcvdm backbone pretrain-mini" in message
+
+
+def test_pretrain_refuses_a_folder_holding_something_else(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcvdm.cli import app
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(tmp_path), "--minutes", "0.01"])
+    assert result.exit_code != 0 and "nothing was overwritten" in str(result.exception)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_pretraining_runs_end_to_end_and_its_folder_loads(tmp_path):
+    """A tiny budget (one step per stage): the same code as the default, down to the card and the stock loader."""
+    from typer.testing import CliRunner
+
+    from arcvdm.backbones import load_backbone
+    from arcvdm.cli import app
+    from arcvdm.pretrain.card import sha256
+
+    out = tmp_path / "mini"
+    result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(out), "--minutes", "0.01", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["recipe"]["seed"] == 3 and card["recipe"]["transformer_steps"] == 1
+    assert {"vae_round_trip", "vae_final_loss", "transformer_final_loss"} <= set(card["metrics"])
+    assert all(sha256(out / name) == e["sha256"] for name, e in card["files"].items())
+    assert not (out / ".pretrain").exists()
+    backbone = load_backbone(str(out), "cpu", "fp32")
+    assert backbone.pipe.vae_scale_factor_spatial == 4
+    rerun = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(out), "--minutes", "0.01"])
+    assert rerun.exit_code != 0 and "finished pretraining" in str(rerun.exception)
+
+
+def test_bench_tasks_cover_every_family_inside_the_canvas_and_repeat_by_seed():
+    from arcvdm.pretrain.bench import bench_tasks, family_of
+    from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE
+
+    tasks = bench_tasks(2 * len(FAMILIES), seed=1)
+    assert {family_of(t.id) for t in tasks} == set(FAMILIES) == set(INSIDE) | set(OUTSIDE)
+    assert all(2 <= len(t.train) <= 4 and 1 <= len(t.test) <= 2 for t in tasks)
+    assert all(max(g.shape) <= 10 and p.input != p.output for t in tasks for p in t.train + t.test for g in (p.input, p.output))
+    assert [t.to_dict() for t in bench_tasks(len(FAMILIES), seed=1)] == [t.to_dict() for t in tasks[: len(FAMILIES)]]
+    assert [t.to_dict() for t in bench_tasks(3, seed=2)] != [t.to_dict() for t in tasks[:3]]
