@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -39,76 +38,50 @@ class BackboneSpec:
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
-def _tiny(device, dtype, force, **sizes):
-    from arcvdm.backbones.tiny import build_tiny_pipeline
-
-    return build_tiny_pipeline(**sizes)
-
-
-def _random_cogvideox(device, dtype, force):
-    from arcvdm.backbones.cogvideox import build_random_5b
-
-    return build_random_5b(device, dtype, force=force)
+def _imported(target: str) -> Callable:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _tiny_ltx(device, dtype, force):
-    from arcvdm.backbones.tiny import build_tiny_ltx_pipeline
-
-    return build_tiny_ltx_pipeline()
-
-
-def _random_ltx(device, dtype, force):
-    from arcvdm.backbones.ltx import build_random_2b
-
-    return build_random_2b(device, dtype, force=force)
+def _tiny(target: str, **sizes) -> Callable:
+    """A builder of a seeded tiny pipeline `module:function` (CPU, fp32; placed by load_backbone), imported on use."""
+    return lambda device, dtype, force: _imported(target)(**sizes)
 
 
-def _tiny_wan(device, dtype, force):
-    from arcvdm.backbones.tiny import build_tiny_wan
-
-    return build_tiny_wan()
-
-
-def _random_wan(device, dtype, force):
-    from arcvdm.backbones.wan import build_random_14b
-
-    return build_random_14b(device, dtype, force=force)
+def _full_size(target: str) -> Callable:
+    """A builder of a full-size random pipeline `module:function(device, dtype, force=...)`, imported on use."""
+    return lambda device, dtype, force: _imported(target)(device, dtype, force=force)
 
 
-def _tiny_wan22(device, dtype, force):
-    from arcvdm.backbones.tiny import build_tiny_wan22
-
-    return build_tiny_wan22()
-
-
-def _random_wan22(device, dtype, force):
-    from arcvdm.backbones.wan22 import build_random_ti2v_5b
-
-    return build_random_ti2v_5b(device, dtype, force=force)
-
-
-BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny))  # 1 layer, 2 heads x 16: tests and the CPU demo
-# 4 layers, 4 heads x 64 (3.4 M parameters): CPU benchmarks
-BACKBONES.add("small", BackboneSpec("cogvideox", build=partial(_tiny, num_layers=4, num_heads=4, head_dim=64)))
-BACKBONES.add("cogvideox1.5-5b-i2v", BackboneSpec("cogvideox", source="THUDM/CogVideoX1.5-5B-I2V"))
-BACKBONES.add("cogvideox1.5-5b-i2v-random", BackboneSpec("cogvideox", build=_random_cogvideox))
-BACKBONES.add("tiny-ltx", BackboneSpec("ltx", build=_tiny_ltx))  # 1 layer, 2 heads x 16, x32/x8 VAE: tests
-BACKBONES.add("ltx-video-2b-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video"))
-BACKBONES.add("ltx-video-2b-i2v-random", BackboneSpec("ltx", build=_random_ltx))
-BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny_wan))  # 1 layer, 2 heads x 16, tiny UMT5 and CLIP
-BACKBONES.add("wan2.1-i2v-14b-480p", BackboneSpec("wan", source="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"))
-BACKBONES.add("wan2.1-i2v-14b-480p-random", BackboneSpec("wan", build=_random_wan))
-# Beyond the paper: Wan2.2 TI2V-5B (first-frame latent replacement, per-token timesteps, no image encoder)
-BACKBONES.add("tiny-wan2.2", BackboneSpec("wan2.2", build=_tiny_wan22))  # 1 layer, 2 heads x 16, tiny UMT5
-BACKBONES.add("wan2.2-ti2v-5b", BackboneSpec("wan2.2", source="Wan-AI/Wan2.2-TI2V-5B-Diffusers"))
-BACKBONES.add("wan2.2-ti2v-5b-random", BackboneSpec("wan2.2", build=_random_wan22))
-# Pretrained on generated ARC-style videos (arcvdm/pretrain), shipped as a save_pretrained folder: the CPU demo.
+TINY = "arcvdm.backbones.tiny:"
+# CogVideoX1.5: `tiny` (1 layer, 2 heads x 16) for tests and the CPU demo; `small` (4 layers, 4 heads x 64, 3.4 M
+# parameters) for CPU benchmarks; `mini` pretrained here on generated ARC-style videos (arcvdm/pretrain) and shipped
+# as a save_pretrained folder, loaded like any other folder.
+BACKBONES.add("tiny", BackboneSpec("cogvideox", build=_tiny(TINY + "build_tiny_pipeline")))
+BACKBONES.add("small", BackboneSpec("cogvideox", build=_tiny(TINY + "build_tiny_pipeline", num_layers=4, num_heads=4,
+                                                             head_dim=64)))
 BACKBONES.add("mini", BackboneSpec("cogvideox", source=str(Path(__file__).parent / "mini")))
+BACKBONES.add("cogvideox1.5-5b-i2v", BackboneSpec("cogvideox", source="THUDM/CogVideoX1.5-5B-I2V"))
+BACKBONES.add("cogvideox1.5-5b-i2v-random",
+              BackboneSpec("cogvideox", build=_full_size("arcvdm.backbones.cogvideox:build_random_5b")))
+# LTX-Video: `tiny-ltx` has 1 layer, 2 heads x 16 and a x32/x8 VAE (the real shape rules).
+BACKBONES.add("tiny-ltx", BackboneSpec("ltx", build=_tiny(TINY + "build_tiny_ltx_pipeline")))
+BACKBONES.add("ltx-video-2b-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video"))
+BACKBONES.add("ltx-video-2b-i2v-random", BackboneSpec("ltx", build=_full_size("arcvdm.backbones.ltx:build_random_2b")))
+# Wan2.1 I2V: `tiny-wan` has 1 layer, 2 heads x 16, a tiny UMT5 and CLIP.
+BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny(TINY + "build_tiny_wan")))
+BACKBONES.add("wan2.1-i2v-14b-480p", BackboneSpec("wan", source="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"))
+BACKBONES.add("wan2.1-i2v-14b-480p-random",
+              BackboneSpec("wan", build=_full_size("arcvdm.backbones.wan:build_random_14b")))
+# Beyond the paper, Wan2.2 TI2V-5B: first-frame latent replacement, per-token timesteps, no image encoder.
+BACKBONES.add("tiny-wan2.2", BackboneSpec("wan2.2", build=_tiny(TINY + "build_tiny_wan22")))
+BACKBONES.add("wan2.2-ti2v-5b", BackboneSpec("wan2.2", source="Wan-AI/Wan2.2-TI2V-5B-Diffusers"))
+BACKBONES.add("wan2.2-ti2v-5b-random",
+              BackboneSpec("wan2.2", build=_full_size("arcvdm.backbones.wan22:build_random_ti2v_5b")))
 
 
 def family_class(family: str):
-    module, name = FAMILIES.get(family).split(":")
-    return getattr(importlib.import_module(module), name)
+    return _imported(FAMILIES.get(family))
 
 
 def _family_of_pipeline(index: dict, where: str) -> str:
