@@ -174,7 +174,7 @@ PRESETS.add("smoke", SMOKE)
 # both layouts, 192x192 (codec.smallest_canvas); about 9x the pixels of `smoke`, so slower per step.
 _ANY_GRID = smallest_canvas((MAX_SIDE, MAX_SIDE), "anchored")
 PRESETS.add("smoke-arc", {**SMOKE, "video": {"height": _ANY_GRID[0], "width": _ANY_GRID[1]}})
-# Beyond the paper (issue 7): the paper's schedule on the train pairs under 8 symmetries x 3 colour maps
+# Beyond the paper: the paper's schedule on the train pairs under 8 symmetries x 3 colour maps
 # (24 videos per pair; leave-one-out drops one pair from each chunk, rotating), 8 inference views per test
 # input voted on whole grids, and leave-one-out checkpoint selection. Per problem with 3 train pairs and 1 test
 # input, in forward passes (arcvdm/flops.py): paper-arc 10,800 train + 1,200 sample = 12,000; arcvdm-aug
@@ -202,7 +202,7 @@ PAPER_LTX: dict[str, Any] = {
 PRESETS.add("paper-ltx", PAPER_LTX)
 PRESETS.add("smoke-aug", {**SMOKE, "augment": {"symmetries": 2, "color_maps": 2, "views": 4},
                           "selection": {"rule": "leave-one-out"}})
-# The pretrained mini backbone (issue 10) on CPU: the paper's schedule shape (rank 64 / alpha 32 on Q/K/V/O,
+# The pretrained mini backbone on CPU: the paper's schedule shape (rank 64 / alpha 32 on Q/K/V/O,
 # checkpoints along a fixed schedule, pass@2, centered layout, discrete trajectory) scaled to 9x64x64 and a
 # 2-core budget: 200 steps evaluated every 50 at a higher learning rate, 10 sampling steps.
 MINI: dict[str, Any] = {

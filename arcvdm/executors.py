@@ -197,7 +197,7 @@ def solve_together(tasks: list[Task], config: RunConfig, out: str | Path) -> lis
 
 @EXECUTORS.register("slurm")
 def run_slurm(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) -> None:
-    """One SLURM job array: one problem per array task (`slurm.gpus_per_node` GPUs each); logs under <out>/slurm/."""
+    """One SLURM job array: workers_per_gpu problems per array task (`slurm.gpus_per_node` GPUs each); logs under <out>/slurm/."""
     _run_array(slurm_executor(config, out), tasks, config, out, on_done, SlurmQueue())
 
 

@@ -9,17 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${DATASET:-arc-agi-1/evaluation}
 PRESET=${PRESET:-paper-arc}
-BACKBONE=${BACKBONE:-cogvideox1.5-5b-i2v}  # or a local folder holding the pipeline (no hub access needed then)
+BACKBONE=${BACKBONE:-}  # default: the preset's backbone; or a registered name, or a local pipeline folder (no hub)
 OUT=${OUT:-results/paper-arc}
 EXECUTOR=${EXECUTOR:-local}
 
-slurm=()
-if [ -n "${PARTITION:-}" ]; then slurm+=(--partition "$PARTITION"); fi
-if [ -n "${ACCOUNT:-}" ]; then slurm+=(--account "$ACCOUNT"); fi
+args=()
+if [ -n "$BACKBONE" ]; then args+=(--backbone "$BACKBONE"); fi
+if [ -n "${PARTITION:-}" ]; then args+=(--partition "$PARTITION"); fi
+if [ -n "${ACCOUNT:-}" ]; then args+=(--account "$ACCOUNT"); fi
 
 status=0
-arcvdm run "$DATASET" --preset "$PRESET" --backbone "$BACKBONE" --out "$OUT" --executor "$EXECUTOR" \
-    ${slurm[@]+"${slurm[@]}"} "$@" || status=$?
+arcvdm run "$DATASET" --preset "$PRESET" --out "$OUT" --executor "$EXECUTOR" \
+    ${args[@]+"${args[@]}"} "$@" || status=$?
 if [ "$status" -gt 1 ]; then exit "$status"; fi
 arcvdm score "$OUT"
 arcvdm report "$OUT"

@@ -7,7 +7,6 @@ only maps names to (family, how to build) and loads. Adding a family = one modul
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ import torch
 
 from arcvdm.device import pick_device, pick_dtype
 from arcvdm.errors import ArcvdmError
+from arcvdm.io import read_json
 from arcvdm.registry import Registry
 
 # Family name -> "module:class" of its `Backbone` subclass (imported on first use: diffusers is slow to import).
@@ -104,7 +104,7 @@ def family_of(name_or_path: str, offline: bool = True) -> str | None:
         if not index.is_file():
             raise ArcvdmError(f"{path}: no model_index.json here; pass a folder written by save_pretrained or a hub id")
         try:
-            config = json.loads(index.read_text())
+            config = read_json(index)
         except ValueError as e:
             raise ArcvdmError(f"{index}: not a diffusers model_index.json ({e}); re-save the pipeline") from None
         if not isinstance(config, dict) or "_class_name" not in config:

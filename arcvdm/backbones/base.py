@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import zlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +26,12 @@ from arcvdm.errors import ArcvdmError
 # torch.compile's backend for `train.compile`; the loss-agreement test swaps in "aot_eager" (same capture, no C++
 # code generation, which takes minutes on a CPU).
 COMPILE_BACKEND = "inductor"
+
+
+def stand_in_embeds(prompt: str, *shape: int) -> torch.Tensor:
+    """Seeded random text embeddings for a full-size random model without a text encoder: the same prompt always
+    gets the same tensor, and distinct prompts stay distinct."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(zlib.crc32(prompt.encode())))
 
 
 def _nearest(value: int, valid) -> str:
@@ -103,7 +110,7 @@ class Backbone(abc.ABC):
 
     @classmethod
     def load_pretrained(cls, name_or_path: str, dtype: torch.dtype):
-        """The stock pipeline from a hub id or a `save_pretrained` folder, in `dtype` (diffusers >= 0.42 honours it)."""
+        """The stock pipeline from a hub id or a `save_pretrained` folder, in `dtype` (diffusers >= 0.40 honours it)."""
         pipe = cls.pipeline_class().from_pretrained(name_or_path, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         return pipe

@@ -16,14 +16,13 @@ The objective is the one the pipeline undoes at inference (`CogVideoXImageToVide
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone
+from arcvdm.backbones.base import Backbone, stand_in_embeds
 
 IMAGE_NOISE_LOG_SIGMA = (-3.0, 0.5)  # mean and std of log sigma, as in CogVideoX's I2V training
 OFS = 2.0  # the pipeline always passes ofs = 2.0; the output depends on it
@@ -139,8 +138,7 @@ class CogVideoXBackbone(Backbone):
     def encode_prompt(self, prompt: str) -> dict[str, torch.Tensor]:
         config = self.transformer.config
         if self.pipe.text_encoder is None:  # the random 5B stand-in: distinct prompts stay distinct
-            g = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-            embeds = torch.randn(1, config.max_text_seq_length, config.text_embed_dim, generator=g)
+            embeds = stand_in_embeds(prompt, 1, config.max_text_seq_length, config.text_embed_dim)
         else:
             embeds, _ = self.pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
                                                 max_sequence_length=config.max_text_seq_length,

@@ -21,14 +21,13 @@ conditioning always on, as every I2V sample is conditioned):
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone
+from arcvdm.backbones.base import Backbone, stand_in_embeds
 
 FRAME_RATE = 25  # the pipeline's default frame_rate; it sets the temporal rotary scale
 MAX_SEQUENCE_LENGTH = 128  # the pipeline's default T5 prompt length
@@ -140,8 +139,7 @@ class LTXBackbone(Backbone):
 
     def encode_prompt(self, prompt: str) -> dict[str, torch.Tensor]:
         if self.pipe.text_encoder is None:  # the random 2B stand-in: distinct prompts stay distinct
-            g = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-            embeds = torch.randn(1, MAX_SEQUENCE_LENGTH, self.transformer.config.caption_channels, generator=g)
+            embeds = stand_in_embeds(prompt, 1, MAX_SEQUENCE_LENGTH, self.transformer.config.caption_channels)
             mask = torch.ones(1, MAX_SEQUENCE_LENGTH, dtype=torch.bool)
         else:
             embeds, mask, _, _ = self.pipe.encode_prompt(prompt, do_classifier_free_guidance=False,

@@ -23,14 +23,13 @@ The pipeline conditions one image per call (its `prepare_latents` repeats the co
 from __future__ import annotations
 
 import importlib
-import zlib
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone
+from arcvdm.backbones.base import Backbone, stand_in_embeds
 
 TEXT_TOKENS = 512  # `WanImageToVideoPipeline.__call__` pads the UMT5 embeddings to max_sequence_length=512
 
@@ -130,8 +129,7 @@ class WanBackbone(Backbone):
 
     def encode_prompt(self, prompt: str) -> dict[str, torch.Tensor]:
         if self.pipe.text_encoder is None:  # the random full-size stand-in: distinct prompts stay distinct
-            g = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-            embeds = torch.randn(1, TEXT_TOKENS, self.transformer.config.text_dim, generator=g)
+            embeds = stand_in_embeds(prompt, 1, TEXT_TOKENS, self.transformer.config.text_dim)
         else:
             embeds, _ = self.pipe.encode_prompt(prompt, do_classifier_free_guidance=False,
                                                 max_sequence_length=TEXT_TOKENS, device=self.device, dtype=self.dtype)

@@ -11,9 +11,9 @@ from arcvdm.cli.app import bench_app
 from arcvdm.gpu_bench import random_videos, sync, timed
 
 BACKBONE = typer.Option("tiny", help="Registered name, local pipeline folder or hub id.")
-FRAMES = typer.Option(9, help="Video frames (8k+1).")
-HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16; 32 for LTX-Video).")
-WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16; 32 for LTX-Video).")
+FRAMES = typer.Option(9, help="Video frames (the backbone's rule: CogVideoX and LTX-Video 8k+1, Wan 4k+1).")
+HEIGHT = typer.Option(64, help="Frame height in pixels (multiple of 16; 32 for LTX-Video and Wan2.2).")
+WIDTH = typer.Option(64, help="Frame width in pixels (multiple of 16; 32 for LTX-Video and Wan2.2).")
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:N, mps (default: the best present).")
 DTYPE = typer.Option(None, help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")
 FORCE = typer.Option(False, "--force", help="Build a full-size random model even if its weights exceed free memory.")
@@ -104,7 +104,7 @@ def bench_train(
     width: int = WIDTH,
     steps: int = typer.Option(5, help="Timed training steps (after one untimed, FLOP-counted step)."),
     rank: int = typer.Option(64, help="LoRA rank."),
-    targets: str = typer.Option("qkvo", help="LoRA targets: qk, vo, qkvo, all-linear."),
+    targets: str = typer.Option("qkvo", help="LoRA targets: qk, vo, qkvo, qkvo-ff, all-linear."),
     batch_size: int = typer.Option(2, help="Videos per step."),
     gradient_checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass."),
     device: str = DEVICE,
@@ -151,7 +151,9 @@ def bench_train(
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(trainer.params, config.train.max_grad_norm)
             trainer.optimizer.step()
+            trainer.lr_schedule.step()
             trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.step += 1
     clock.close()
     step = sum(totals) / steps
     in_transformer = (clock.seconds + sum(backwards)) / steps

@@ -47,7 +47,7 @@ def run(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip finished problems (default) or start over."),
     progress: bool = typer.Option(False, "--progress/--quiet", help="Show training progress bars."),
     trajectory: Optional[str] = typer.Option(None, help="video.trajectory: linear | quadratic | discrete | tiles.", rich_help_panel="Ablations"),
-    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | all-linear.", rich_help_panel="Ablations"),
+    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | qkvo-ff | all-linear.", rich_help_panel="Ablations"),
     rank: Optional[int] = typer.Option(None, help="lora.rank (paper: 16-256).", rich_help_panel="Ablations"),
     alpha: Optional[int] = typer.Option(None, help="lora.alpha", rich_help_panel="Ablations"),
     steps: Optional[int] = typer.Option(None, help="train.steps (default: the preset's schedule).", rich_help_panel="Ablations"),
