@@ -132,7 +132,11 @@ class Backbone(abc.ABC):
         wanted = self.scheduler_class_name(name)
         if type(self.pipe.scheduler).__name__ != wanted:
             scheduler_class = getattr(importlib.import_module("diffusers"), wanted)
-            self.pipe.scheduler = scheduler_class.from_config(self.pipe.scheduler.config)
+            self.pipe.scheduler = scheduler_class.from_config(self.pipe.scheduler.config, **self.scheduler_settings(wanted))
+
+    def scheduler_settings(self, class_name: str) -> dict[str, Any]:
+        """Settings that `class_name` spells differently from the loaded scheduler's config (none by default)."""
+        return {}
 
     @classmethod
     def lora_target_modules(cls, targets: str) -> list[str] | str:

@@ -22,7 +22,6 @@ The pipeline conditions one image per call (its `prepare_latents` repeats the co
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
@@ -106,14 +105,11 @@ class WanBackbone(Backbone):
         super().__init__(pipe, name, device, dtype)
         self.shift = flow_shift(pipe.scheduler.config)  # training sigmas follow the shipped sampler's shift
 
-    def use_scheduler(self, name: str | None) -> None:
-        """Sample with scheduler `name` from the shipped config, keeping its flow shift under either spelling."""
-        wanted = self.scheduler_class_name(name)
-        if type(self.pipe.scheduler).__name__ != wanted:
-            scheduler_class = getattr(importlib.import_module("diffusers"), wanted)
-            shift = {"shift": self.shift} if wanted == "FlowMatchEulerDiscreteScheduler" else \
-                {"flow_shift": self.shift, "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
-            self.pipe.scheduler = scheduler_class.from_config(self.pipe.scheduler.config, **shift)
+    def scheduler_settings(self, class_name: str) -> dict[str, Any]:
+        """The shipped flow shift, under either scheduler's spelling of it."""
+        if class_name == "FlowMatchEulerDiscreteScheduler":
+            return {"shift": self.shift}
+        return {"flow_shift": self.shift, "use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 
     # --- shapes ----------------------------------------------------------------------------------------------------
 
