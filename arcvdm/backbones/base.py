@@ -28,6 +28,15 @@ from arcvdm.errors import ArcvdmError
 COMPILE_BACKEND = "inductor"
 
 
+# diffusers names the attention projections alike in every family: these LoRA target sets (peft module-name
+# suffixes) are shared; each family adds its feed-forward and all-linear sets.
+ATTENTION_TARGETS: dict[str, list[str]] = {
+    "qk": ["to_q", "to_k"],
+    "vo": ["to_v", "to_out.0"],
+    "qkvo": ["to_q", "to_k", "to_v", "to_out.0"],
+}
+
+
 def stand_in_embeds(prompt: str, *shape: int) -> torch.Tensor:
     """Seeded random text embeddings for a full-size random model without a text encoder: the same prompt always
     gets the same tensor, and distinct prompts stay distinct."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone, stand_in_embeds
+from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
 
 IMAGE_NOISE_LOG_SIGMA = (-3.0, 0.5)  # mean and std of log sigma, as in CogVideoX's I2V training
 OFS = 2.0  # the pipeline always passes ofs = 2.0; the output depends on it
@@ -102,10 +102,8 @@ class CogVideoXBackbone(Backbone):
     frame_step = 8  # 9 frames -> 3 latent frames, padded to 4 for the temporal patch of 2
     side_multiple = 16  # VAE x8, patch x2
     lora_modules = {
-        "qk": ["to_q", "to_k"],
-        "vo": ["to_v", "to_out.0"],
-        "qkvo": ["to_q", "to_k", "to_v", "to_out.0"],
-        "qkvo-ff": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"],
+        **ATTENTION_TARGETS,
+        "qkvo-ff": [*ATTENTION_TARGETS["qkvo"], "ff.net.0.proj", "ff.net.2"],
         # Every linear layer inside the transformer blocks (attention, feed-forward, adaptive norms),
         # not the patch embedding or the output head.
         "all-linear": r"transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|norm[12]\.linear)",

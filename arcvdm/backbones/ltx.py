@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone, stand_in_embeds
+from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
 
 FRAME_RATE = 25  # the pipeline's default frame_rate; it sets the temporal rotary scale
 MAX_SEQUENCE_LENGTH = 128  # the pipeline's default T5 prompt length
@@ -106,10 +106,8 @@ class LTXBackbone(Backbone):
     side_multiple = 32  # VAE x32 in space, transformer patch 1
     # Self- and cross-attention alike (suffixes, as LTX-Video-Trainer's default `to_q, to_k, to_v, to_out.0`).
     lora_modules = {
-        "qk": ["to_q", "to_k"],
-        "vo": ["to_v", "to_out.0"],
-        "qkvo": ["to_q", "to_k", "to_v", "to_out.0"],
-        "qkvo-ff": ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"],
+        **ATTENTION_TARGETS,
+        "qkvo-ff": [*ATTENTION_TARGETS["qkvo"], "ff.net.0.proj", "ff.net.2"],
         # Every linear layer inside the transformer blocks: both attentions and the feed-forward (LTX's blocks
         # modulate with a learned table, not a linear, so this is the qkvo-ff set); not the patch embedding,
         # caption projection, timestep embedding or output head.

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from arcvdm.backbones.base import Backbone, stand_in_embeds
+from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
 
 TEXT_TOKENS = 512  # `WanImageToVideoPipeline.__call__` pads the UMT5 embeddings to max_sequence_length=512
 
@@ -86,10 +86,8 @@ class WanBackbone(Backbone):
     # Suffixes match both the self-attention (attn1) and the text/image cross-attention (attn2), as Wan LoRAs do
     # (DiffSynth-Studio's default targets q,k,v,o,ffn.0,ffn.2).
     lora_modules = {
-        "qk": ["to_q", "to_k"],
-        "vo": ["to_v", "to_out.0"],
-        "qkvo": ["to_q", "to_k", "to_v", "to_out.0"],
-        "qkvo-ff": ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"],
+        **ATTENTION_TARGETS,
+        "qkvo-ff": [*ATTENTION_TARGETS["qkvo"], "ffn.net.0.proj", "ffn.net.2"],
         # every linear layer in the blocks, the image cross-attention's key/value projections included
         "all-linear": rf"blocks\.\d+\.{_BLOCK_LINEARS}",
     }
