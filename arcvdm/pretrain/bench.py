@@ -4,6 +4,7 @@ runner and scored strictly, side by side. The task stream is seeded apart from e
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from arcvdm.config import RunConfig
@@ -52,17 +53,20 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
     write_tasks(out / "tasks", tasks)
     run_dataset(str(out / "tasks"), config, out / "run", log=log)
     scored = score_tasks(load_predictions(out / "run"), TaskSet("mini-bench", tasks), config.selection.attempts)
+    records = {t.task_id: read_record(out / "run" / "problems" / f"{t.task_id}.json") or {} for t in scored.tasks}
     result: dict = {"seed": seed, "tasks": n, "attempts": config.selection.attempts, "preset": config.preset,
                     "backbone": config.backbone, "families": {}}
     for side, keep in (("inside", lambda f: f not in OUTSIDE), ("outside", lambda f: f in OUTSIDE), ("all", lambda f: True)):
         rows = [t for t in scored.tasks if keep(family_of(t.task_id))]
-        memorised = 0
-        for t in rows:
-            record = read_record(out / "run" / "problems" / f"{t.task_id}.json") or {}
-            memorised += any(all(e["correct"] for e in c.get("train", [])) for c in record.get("checkpoints", []))
+        done = [records[t.task_id] for t in rows if records[t.task_id].get("status") == "done"]
         solved = sum(t.solved for t in rows)
-        result[side] = {"tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
-                        "train_memorised": memorised}
+        result[side] = {
+            "tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
+            # the chain works when every train pair comes back exactly at some checkpoint
+            "train_memorised": sum(any(all(e["correct"] for e in c.get("train", [])) for c in r["checkpoints"]) for r in done),
+            "forward_passes": sum(r["forward_passes"]["total_forwards"] for r in done),
+            "median_seconds_per_problem": round(statistics.median(r["timings"]["total_s"] for r in done), 2) if done else None,
+        }
     for name in sorted(FAMILIES):
         rows = [t for t in scored.tasks if family_of(t.task_id) == name]
         result["families"][name] = {"side": "outside" if name in OUTSIDE else "inside", "tasks": len(rows),

@@ -84,9 +84,8 @@ The same diffusers classes as CogVideoX1.5-5B-I2V (`CogVideoXImageToVideoPipelin
 Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`.
 
 - Parameters: {card['parameters']}
-- Stage 1 (VAE reconstruction): {r['vae_steps']} steps of video batches of {r['vae_batch']} (final loss
-  {m.get('vae_final_loss')}), then {r['vae_refine_steps']} refining steps alternating videos and {r['vae_frames_batch']} single
-  frames with a chroma term (final loss {m.get('vae-refine_final_loss')})
+- Stage 1 (VAE reconstruction, coloured pixels weighted x{1 + r['vae_colour_weight']:g}): {r['vae_steps']} steps, batches of
+  {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
 - Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
   batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
 - VAE exact round trips on fresh generated grids (first and last frame through `codec.decode`):
@@ -119,7 +118,7 @@ def write_pipeline(pretrainer) -> Path:
              for p in sorted(out.rglob("*")) if p.is_file() and ".pretrain" not in p.parts
              and p.name not in (CARD_JSON, CARD_README)}
     metrics = dict(pretrainer.metrics)
-    for stage in ("vae", "vae-refine", "transformer"):
+    for stage in ("vae", "transformer"):
         if losses.get(stage):
             metrics[f"{stage}_final_loss"] = round(float(np.mean(losses[stage][-50:])), 5)
     card = {

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from arcvdm.errors import ArcvdmError
 from arcvdm.pretrain.data import random_task, stream_rng, task_videos, vae_video
@@ -33,28 +32,27 @@ class Recipe:
     """Everything that decides the weights; written to the model card. The defaults are the shipped `mini`."""
 
     seed: int = 0
-    vae_steps: int = 500
-    vae_batch: int = 2
-    vae_lr: float = 2e-3
+    vae_steps: int = 1200
+    vae_batch: int = 2  # 9-frame videos, every `vae_video_every`-th step: the temporal compression's path
+    vae_frames_batch: int = 8  # single frames on the other steps: a ninth of the cost, more colours per second
+    vae_video_every: int = 4
+    vae_lr: float = 5e-4
     vae_kl_weight: float = 1e-4
-    vae_refine_steps: int = 400
-    vae_refine_lr: float = 2e-3
-    vae_frames_batch: int = 4
-    vae_chroma_weight: float = 4.0
-    transformer_steps: int = 300
+    vae_colour_weight: float = 10.0
+    vae_logvar_init: float = -8.0
+    transformer_steps: int = 7000
     transformer_batch: int = 8
-    transformer_lr: float = 5e-4
-    chunk_steps: int = 150  # stage 2 trains on a fresh pool of generated videos every chunk
-    pool_videos: int = 120
-    warmup_steps: int = 50
+    transformer_lr: float = 1e-3
+    chunk_steps: int = 500  # stage 2 trains on a fresh pool of generated videos every chunk
+    pool_videos: int = 200
+    warmup_steps: int = 100
     vae_eval_tasks: int = 66  # fresh generated tasks (about 400 grids) for the card's VAE round-trip rate
 
     def scaled(self, minutes: float) -> "Recipe":
         """The same recipe with step counts (and stage-2 pools) scaled to about `minutes` on an idle 2-core CPU."""
         f = minutes / DEFAULT_MINUTES
         chunk = max(1, round(self.chunk_steps * min(f, 1.0)))
-        return replace(self, vae_steps=max(1, round(self.vae_steps * f)), vae_refine_steps=max(1, round(self.vae_refine_steps * f)),
-                       transformer_steps=max(1, round(self.transformer_steps * f)),
+        return replace(self, vae_steps=max(1, round(self.vae_steps * f)), transformer_steps=max(1, round(self.transformer_steps * f)),
                        chunk_steps=chunk, pool_videos=max(self.transformer_batch, round(self.pool_videos * min(f, 1.0))),
                        warmup_steps=max(1, round(self.warmup_steps * min(f, 1.0))),
                        vae_eval_tasks=max(1, round(self.vae_eval_tasks * min(f, 1.0))))
@@ -73,9 +71,13 @@ def to_pixels(videos: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(videos)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
 
 
-def chroma(pixels: torch.Tensor) -> torch.Tensor:
-    """Each pixel's colour minus its grey level: zero for black, white and the grid lines, large for the palette."""
-    return pixels - pixels.mean(dim=1, keepdim=True)
+def colour_weights(pixels: torch.Tensor, weight: float) -> torch.Tensor:
+    """1 + `weight` on coloured pixels (far from their grey level), 1 on black, grey, white and the grid lines.
+
+    Coloured cells cover a few percent of a frame; with every pixel weighted alike the VAE first learns shapes in
+    grey and its encoder drops colour (README: the pretrained mini backbone). Weighted, it keeps colour from the start."""
+    grey_distance = (pixels - pixels.mean(dim=1, keepdim=True)).abs().sum(dim=1, keepdim=True)
+    return 1 + weight * (grey_distance > 0.2).float()
 
 
 def check_out_dir(out: Path) -> bool:
@@ -140,10 +142,7 @@ class Pretrainer:
     def run(self) -> Path:
         r = self.recipe
         if self.stage == "vae":
-            self._train_vae("vae", r.vae_steps, r.vae_lr)
-            self._next_stage("vae-refine")
-        if self.stage == "vae-refine":
-            self._train_vae("vae-refine", r.vae_refine_steps, r.vae_refine_lr)
+            self._train_vae()
             self.metrics["vae_round_trip"] = self._vae_round_trip()
             self._next_stage("transformer")
         if self.stage == "transformer":
@@ -158,7 +157,7 @@ class Pretrainer:
         self.stage, self.step, self._optimizer_state = name, 0, None
         self._save(None)
 
-    def _loop(self, name: str, steps: int, params: list, lr: float, step_fn) -> None:
+    def _loop(self, name: str, steps: int, params: list, lr: float, step_fn, clip: float | None = None) -> None:
         from tqdm.auto import tqdm
 
         optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=1e-3)
@@ -174,7 +173,8 @@ class Pretrainer:
             with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 matmuls and convolutions, fp32 weights
                 loss = step_fn(self.step)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             self.losses.setdefault(name, []).append(loss.item())
@@ -187,29 +187,32 @@ class Pretrainer:
                 last_save = time.monotonic()
         bar.close()
 
-    def _train_vae(self, name: str, steps: int, lr: float) -> None:
-        """Stage 1: reconstruction (MSE + L1 on pixels) with a small KL term keeping the latents near unit scale.
-        The refining phase (a warm restart) alternates video batches with batches of single frames, which cost a
-        ninth as much each: more colours and layouts per second for the decoder."""
+    def _train_vae(self) -> None:
+        """Stage 1: reconstruction (MSE + L1, coloured pixels weighted up) with a small KL term keeping the latents
+        near unit scale. Most steps see single frames; every `vae_video_every`-th a batch of 9-frame videos."""
         vae, r = self.pipe.vae, self.recipe
+        if self.step == 0 and self._optimizer_state is None:
+            # The pipeline samples image latents from the posterior: start with a small std (log-variance
+            # channels are the second half of the encoder's output) instead of drowning the decoder in noise.
+            with torch.no_grad():
+                vae.encoder.conv_out.conv.bias[vae.config.latent_channels :] = r.vae_logvar_init
         vae.train().requires_grad_(True)
 
         def step(i: int) -> torch.Tensor:
-            rng = stream_rng(name, r.seed, i)
-            if name == "vae-refine" and i % 2:
+            rng = stream_rng("vae", r.seed, i)
+            if i % r.vae_video_every == 0:
+                pixels = to_pixels([vae_video(rng) for _ in range(r.vae_batch)])
+            else:
                 videos = [vae_video(rng) for _ in range(r.vae_frames_batch)]
                 pixels = to_pixels([v[rng.randrange(len(v))][None] for v in videos])
-            else:
-                pixels = to_pixels([vae_video(rng) for _ in range(r.vae_batch)])
             posterior = vae.encode(pixels).latent_dist
             z = posterior.sample(torch.Generator().manual_seed(rng.randrange(2**31)))
-            recon = vae.decode(z).sample.float()
-            loss = F.mse_loss(recon, pixels) + F.l1_loss(recon, pixels) + r.vae_kl_weight * posterior.kl().mean() / z[0].numel()
-            if name == "vae-refine":  # the first phase learns shapes in grey; colour is what decoding needs next
-                loss = loss + r.vae_chroma_weight * F.l1_loss(chroma(recon), chroma(pixels))
-            return loss
+            error = vae.decode(z).sample.float() - pixels
+            weights = colour_weights(pixels, r.vae_colour_weight)
+            reconstruction = (weights * (error**2 + error.abs())).mean() / weights.mean()
+            return reconstruction + r.vae_kl_weight * posterior.kl().mean() / z[0].numel()
 
-        self._loop(name, steps, list(vae.parameters()), lr, step)
+        self._loop("vae", r.vae_steps, list(vae.parameters()), r.vae_lr, step)
         vae.eval().requires_grad_(False)
 
     def _vae_round_trip(self) -> dict:
@@ -254,5 +257,5 @@ class Pretrainer:
             transformer.train()
             return backbone.loss(batch, backbone.draw_noise(batch, generator), prompt)
 
-        self._loop("transformer", r.transformer_steps, list(transformer.parameters()), r.transformer_lr, step)
+        self._loop("transformer", r.transformer_steps, list(transformer.parameters()), r.transformer_lr, step, clip=1.0)
         transformer.eval().requires_grad_(False)

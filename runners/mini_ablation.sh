@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The mini backbone's ablation table on the generated benchmark (README: the pretrained mini backbone), one
+# command per cell: bash runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1,
+# the first TASKS of `arcvdm mini-bench`'s stream) under the `mini` preset with one setting changed; a rerun
+# resumes each cell. Ends with the table: strict pass@2 inside / outside pretraining, forward passes, time.
+set -euo pipefail
+tasks=${1:-42}
+out=${2:-results/mini-ablation}
+cell() {  # name, then --set overrides
+  local name=$1; shift
+  arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "$@"
+}
+cell baseline                                   # discrete trajectory, rank 64, paper rule, 1 view, early stop
+cell linear --set video.trajectory=linear
+cell quadratic --set video.trajectory=quadratic
+cell rank16 --set lora.rank=16
+cell leave-one-out --set selection.rule=leave-one-out
+cell views8 --set augment.views=8
+cell no-early-stop --set train.early_stop=false
+python3 - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+print("| cell | inside | outside | train pairs memorised | forward passes | median s/problem |\n|---|---|---|---|---|---|")
+for folder in sorted(Path(sys.argv[1]).iterdir()):
+    if (folder / "bench.json").is_file():
+        b = json.loads((folder / "bench.json").read_text())
+        i, o = b["inside"], b["outside"]
+        print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} | {b['all']['train_memorised']}/{b['all']['tasks']} "
+              f"| {b['all']['forward_passes']:,} "
+              f"| {b['all']['median_seconds_per_problem']} |")
+PY
