@@ -251,14 +251,9 @@ def build_random_5b(device: torch.device, dtype: torch.dtype, force: bool = Fals
         CogVideoXTransformer3DModel,
     )
 
-    from arcvdm.backbones.memory import build_checked
+    from arcvdm.backbones.memory import random_pipeline
 
-    transformer, vae = build_checked(
-        lambda: (CogVideoXTransformer3DModel(**TRANSFORMER_5B), AutoencoderKLCogVideoX(**VAE_5B)),
-        device, dtype, "cogvideox1.5-5b-i2v-random", force=force)
-    pipe = CogVideoXImageToVideoPipeline(
-        tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(),
-        scheduler=CogVideoXDPMScheduler(**SCHEDULER_5B),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return random_pipeline(
+        CogVideoXImageToVideoPipeline, "cogvideox1.5-5b-i2v-random",
+        lambda: {"transformer": CogVideoXTransformer3DModel(**TRANSFORMER_5B), "vae": AutoencoderKLCogVideoX(**VAE_5B)},
+        device, dtype, force, scheduler=CogVideoXDPMScheduler(**SCHEDULER_5B))

@@ -243,14 +243,9 @@ def build_random_2b(device: torch.device, dtype: torch.dtype, force: bool = Fals
         LTXVideoTransformer3DModel,
     )
 
-    from arcvdm.backbones.memory import build_checked
+    from arcvdm.backbones.memory import random_pipeline
 
-    transformer, vae = build_checked(
-        lambda: (LTXVideoTransformer3DModel(**TRANSFORMER_2B), AutoencoderKLLTXVideo(**VAE_2B)),
-        device, dtype, "ltx-video-2b-i2v-random", force=force)
-    pipe = LTXImageToVideoPipeline(
-        tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(),
-        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return random_pipeline(
+        LTXImageToVideoPipeline, "ltx-video-2b-i2v-random",
+        lambda: {"transformer": LTXVideoTransformer3DModel(**TRANSFORMER_2B), "vae": AutoencoderKLLTXVideo(**VAE_2B)},
+        device, dtype, force, scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_2B))

@@ -7,14 +7,11 @@ gets the process killed by the OS (or worse). `build_checked` refuses in one lin
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 
 from arcvdm.errors import ArcvdmError
-
-T = TypeVar("T")
-
 
 def free_bytes(device: torch.device) -> int | None:
     """Free memory on `device` (None = unlimited: the meta device allocates nothing)."""
@@ -41,12 +38,12 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(previous)
 
 
-def build_checked(build: Callable[[], T], device: torch.device, dtype: torch.dtype, name: str,
-                  seed: int = 0, force: bool = False) -> T:
-    """`build()` (returning a tuple of modules) with seeded random weights created directly on `device` in `dtype`,
+def build_checked(build: Callable[[], dict[str, torch.nn.Module]], device: torch.device, dtype: torch.dtype, name: str,
+                  seed: int = 0, force: bool = False) -> dict[str, torch.nn.Module]:
+    """`build()` (returning named modules) with seeded random weights created directly on `device` in `dtype`,
     after checking on the meta device that the weights fit the device's free memory."""
     with torch.device("meta"), _default_dtype(dtype):
-        need = weight_bytes(build(), dtype)
+        need = weight_bytes(build().values(), dtype)
     free = free_bytes(device)
     if free is not None and need > free and not force:
         raise ArcvdmError(f"{name}: its weights need {need / 2**30:.1f} GiB in {str(dtype).removeprefix('torch.')} "
@@ -55,3 +52,14 @@ def build_checked(build: Callable[[], T], device: torch.device, dtype: torch.dty
     torch.manual_seed(seed)
     with torch.device(device), _default_dtype(dtype):  # never materialise fp32 weights first
         return build()
+
+
+def random_pipeline(pipeline_class, name: str, build: Callable[[], dict[str, torch.nn.Module]], device: torch.device,
+                    dtype: torch.dtype, force: bool = False, **components):
+    """A stock `pipeline_class` around the full-size modules `build()` names (checked by `build_checked`, in eval
+    mode), plus `components` (scheduler, ...). No tokenizer or text encoder: the random backbones use a seeded
+    stand-in prompt embedding (`arcvdm.backbones.base.stand_in_embeds`)."""
+    modules = build_checked(build, device, dtype, name, force=force)
+    pipe = pipeline_class(tokenizer=None, text_encoder=None, **{k: m.eval() for k, m in modules.items()}, **components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

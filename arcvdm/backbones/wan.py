@@ -243,16 +243,12 @@ def build_random_14b(device: torch.device, dtype: torch.dtype, force: bool = Fal
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
-    from arcvdm.backbones.memory import build_checked
+    from arcvdm.backbones.memory import random_pipeline
 
-    transformer, vae, image_encoder = build_checked(
-        lambda: (WanTransformer3DModel(**TRANSFORMER_14B_I2V), AutoencoderKLWan(),
-                 CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H))),
-        device, dtype, "wan2.1-i2v-14b-480p-random", force=force)
-    pipe = WanImageToVideoPipeline(
-        tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(),
-        scheduler=UniPCMultistepScheduler(**SCHEDULER_WAN21_480P), image_encoder=image_encoder.eval(),
+    return random_pipeline(
+        WanImageToVideoPipeline, "wan2.1-i2v-14b-480p-random",
+        lambda: {"transformer": WanTransformer3DModel(**TRANSFORMER_14B_I2V), "vae": AutoencoderKLWan(),
+                 "image_encoder": CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H))},
+        device, dtype, force, scheduler=UniPCMultistepScheduler(**SCHEDULER_WAN21_480P),
         image_processor=CLIPImageProcessor(),  # 224 px crop, OpenAI CLIP mean and std, as shipped
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe

@@ -97,14 +97,9 @@ def build_random_ti2v_5b(device: torch.device, dtype: torch.dtype, force: bool =
     on `meta`). No UMT5: prompt embeddings are seeded random [1, 512, 4096]."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
 
-    from arcvdm.backbones.memory import build_checked
+    from arcvdm.backbones.memory import random_pipeline
 
-    transformer, vae = build_checked(
-        lambda: (WanTransformer3DModel(**TRANSFORMER_TI2V_5B), AutoencoderKLWan(**VAE_22)),
-        device, dtype, "wan2.2-ti2v-5b-random", force=force)
-    pipe = WanImageToVideoPipeline(
-        tokenizer=None, text_encoder=None, vae=vae.eval(), transformer=transformer.eval(),
-        scheduler=UniPCMultistepScheduler(**SCHEDULER_TI2V_5B), expand_timesteps=True,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return random_pipeline(
+        WanImageToVideoPipeline, "wan2.2-ti2v-5b-random",
+        lambda: {"transformer": WanTransformer3DModel(**TRANSFORMER_TI2V_5B), "vae": AutoencoderKLWan(**VAE_22)},
+        device, dtype, force, scheduler=UniPCMultistepScheduler(**SCHEDULER_TI2V_5B), expand_timesteps=True)
