@@ -5,13 +5,15 @@ import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from arcvdm.errors import ArcvdmError
 
 MINI = Path(__file__).resolve().parents[1] / "arcvdm" / "backbones" / "mini"
-MEMORISED_TASK = "erase-all"  # the demo task the shipped weights memorise (README: the pretrained mini backbone)
+MEMORISED_TASK = "fill-border"  # a demo task the shipped weights memorise (README: the pretrained mini backbone)
 
 
 def _card() -> dict:
@@ -82,13 +84,47 @@ def test_pretraining_runs_end_to_end_and_its_folder_loads(tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model_card.json").read_text())
     assert card["recipe"] == asdict(Recipe(seed=3).scaled(0.01)) and card["recipe"]["transformer_steps"] < 10
-    assert {"vae_round_trip", "vae_final_loss", "transformer_final_loss"} <= set(card["metrics"])
+    assert {"vae_round_trip", "vae_round_trip_transitions", "vae_final_loss", "decoder_final_loss",
+            "transformer_final_loss"} <= set(card["metrics"])
     assert all(sha256(out / name) == e["sha256"] for name, e in card["files"].items())
     assert not (out / ".pretrain").exists()
     backbone = load_backbone(str(out), "cpu", "fp32")
     assert backbone.pipe.vae_scale_factor_spatial == 4
     rerun = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(out), "--minutes", "0.01"])
     assert rerun.exit_code != 0 and "finished pretraining" in str(rerun.exception)
+
+
+class _StandInVAE(torch.nn.Module):
+    """Pixels as latents. `hold_first`: decodes every frame as the first one, as a decoder that blends the input into
+    the output at its worst."""
+
+    def __init__(self, hold_first: bool):
+        super().__init__()
+        self.hold_first, self.unused = hold_first, torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, pixels):
+        return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: pixels))
+
+    def decode(self, z):
+        return SimpleNamespace(sample=z[:, :, :1].expand_as(z) if self.hold_first else z)
+
+
+def test_the_vae_check_reads_transitions_back_from_their_last_frame(samples_dir):
+    """Held-still grids pass through a decoder that repeats the first frame; transitions must not."""
+    from arcvdm.pretrain.vae_check import fitting_grids, round_trip_tasks
+    from arcvdm.tasks import load_tasks
+
+    # Same-shape pairs only: read at the output's shape, their first frame gives the input back, never the output.
+    tasks = [t for t in load_tasks(samples_dir) if all(p.input.shape == p.output.shape for p in t.train + t.test if p.output)]
+    assert len(tasks) >= 3
+    grids = sum(len(fitting_grids(t)) for t in tasks)
+    pairs = sum(1 for t in tasks for p in t.train + t.test if p.output is not None)
+    exact = round_trip_tasks(_StandInVAE(False), tasks, progress=False, pairs=True).summary()
+    assert (exact["pairs"], exact["exact"]) == (pairs, pairs)
+    held = {unit: round_trip_tasks(_StandInVAE(True), tasks, progress=False, pairs=unit == "pairs").summary()
+            for unit in ("grids", "pairs")}
+    assert (held["grids"]["grids"], held["grids"]["exact"]) == (grids, grids)
+    assert held["pairs"]["exact"] == 0 and len(held["pairs"]["failures"]) == min(pairs, 20)
 
 
 def test_bench_tasks_cover_every_family_inside_the_canvas_and_repeat_by_seed():
@@ -105,8 +141,8 @@ def test_bench_tasks_cover_every_family_inside_the_canvas_and_repeat_by_seed():
 
 def test_a_lora_on_the_shipped_mini_memorises_a_demo_task(tmp_path, samples_dir):
     """The chain learns: videos -> LoRA trainer -> sampler -> codec -> selection. With the shipped weights and the
-    `mini` preset, every train pair of a demo task comes back exactly at some checkpoint. A weak bar (erase-all's
-    outputs are all black; it is the one sample these weights memorise by step 100, see the README), but a break in
+    `mini` preset, every train pair of a demo task comes back exactly at some checkpoint: a coloured border drawn
+    around a grid the LoRA has to read (the shipped weights reproduce it at steps 150 and 200; README). A break in
     the trainer, sampler, codec or selection fails it."""
     from typer.testing import CliRunner
 

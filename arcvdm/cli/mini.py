@@ -33,7 +33,8 @@ def vae_check(
     layout: str = typer.Option("centered", help="centered or anchored."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets."),
 ) -> None:
-    """Exact round trips of every grid the 64x64 canvas draws through the backbone's VAE and `codec.decode`."""
+    """Exact round trips through the backbone's VAE and `codec.decode`: every grid the 64x64 canvas draws, held
+    still, then every pair whose grids it draws, as the transition video a run trains on."""
     import json
 
     from arcvdm.backbones import load_backbone
@@ -41,10 +42,14 @@ def vae_check(
     from arcvdm.pretrain.vae_check import round_trip_tasks
 
     pipe = load_backbone(backbone, "cpu", "fp32").pipe
-    result = round_trip_tasks(pipe.vae, list(load_dataset(dataset, data_dir)), layout).summary()  # type: ignore[arg-type]
-    typer.echo(json.dumps(result, indent=1))
-    typer.echo(f"{dataset}: {result['grids']} grids fit the 64x64 canvas ({result['skipped_grids']} do not), "
-               f"{result['exact']} exact ({100 * result['rate']:.2f}%)")
+    tasks = list(load_dataset(dataset, data_dir))
+    results = {unit: round_trip_tasks(pipe.vae, tasks, layout, pairs=unit == "pairs").summary()  # type: ignore[arg-type]
+               for unit in ("grids", "pairs")}
+    typer.echo(json.dumps(results, indent=1))
+    grids, pairs = results["grids"], results["pairs"]
+    typer.echo(f"{dataset}: {grids['grids']} grids fit the 64x64 canvas ({grids['skipped_grids']} do not), "
+               f"{grids['exact']} exact ({100 * grids['rate']:.2f}%); {pairs['pairs']} pairs as transitions, "
+               f"{pairs['exact']} exact ({100 * pairs['rate']:.2f}%)")
 
 
 @app.command("mini-bench")

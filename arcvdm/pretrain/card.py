@@ -74,7 +74,7 @@ def _data_recipe() -> dict:
 
 def _readme(card: dict) -> str:
     r, m = card["recipe"], card["metrics"]
-    vae = m.get("vae_round_trip", {})
+    vae, pairs = m.get("vae_round_trip", {}), m.get("vae_round_trip_transitions", {})
     files = "\n".join(f"| `{name}` | {e['bytes']:,} | `{e['sha256']}` |" for name, e in card["files"].items())
     return f"""# mini: a pretrained miniature CogVideoX1.5-class image-to-video pipeline
 
@@ -86,10 +86,12 @@ Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_p
 - Parameters: {card['parameters']}
 - Stage 1 (VAE reconstruction, coloured pixels weighted x{1 + r['vae_colour_weight']:g}): {r['vae_steps']} steps, batches of
   {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
+- Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions): {r['decoder_steps']} steps of {r['decoder_batch']}
+  videos (final loss {m.get('decoder_final_loss')})
 - Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
   batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
-- VAE exact round trips on fresh generated grids (first and last frame through `codec.decode`):
-  {vae.get('exact')}/{vae.get('grids')}
+- VAE exact round trips on fresh generated tasks (first and last frame through `codec.decode`): grids held still
+  {vae.get('exact')}/{vae.get('grids')}; pairs as transitions {pairs.get('exact')}/{pairs.get('pairs')}
 - Training time (compute, summed over resumes): {card['train_seconds'] / 60:.1f} min on {card['machine']}
 - Families seen: {', '.join(card['data']['families_inside'])}; never seen: {', '.join(card['data']['families_outside_never_seen'])}
 - Rebuild: `{card['rebuild']}` (same recipe and data; CPU float reductions may differ in the last bits)
@@ -118,7 +120,7 @@ def write_pipeline(pretrainer) -> Path:
              for p in sorted(out.rglob("*")) if p.is_file() and ".pretrain" not in p.parts
              and p.name not in (CARD_JSON, CARD_README)}
     metrics = dict(pretrainer.metrics)
-    for stage in ("vae", "transformer"):
+    for stage in ("vae", "decoder", "transformer"):
         if losses.get(stage):
             metrics[f"{stage}_final_loss"] = round(float(np.mean(losses[stage][-50:])), 5)
     card = {

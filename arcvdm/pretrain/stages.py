@@ -1,6 +1,7 @@
-"""`arcvdm backbone pretrain-mini`: stage 1 trains the VAE to reconstruct rendered frames, stage 2 trains the whole
-transformer with the LoRA trainer's objective (the backbone's `encode_videos` / `draw_noise` / `loss`), VAE frozen,
-then the pipeline is written with `save_pretrained` in fp16 plus its model card (`arcvdm.pretrain.card`).
+"""`arcvdm backbone pretrain-mini`: stage 1 trains the VAE to reconstruct rendered frames, stage 1b trains its
+decoder alone on transition videos (the encoder, and so every latent, is fixed from there on), stage 2 trains the
+whole transformer with the LoRA trainer's objective (the backbone's `encode_videos` / `draw_noise` / `loss`), VAE
+frozen; then the pipeline is written with `save_pretrained` in fp16 plus its model card (`arcvdm.pretrain.card`).
 
 The state (weights, optimizer, step, elapsed time) is checkpointed atomically under `DIR/.pretrain/` every
 `CHECKPOINT_EVERY_S` seconds and at each stage's end; rerunning the same command after a kill continues
@@ -40,7 +41,10 @@ class Recipe:
     vae_kl_weight: float = 1e-4
     vae_colour_weight: float = 10.0
     vae_logvar_init: float = -8.0
-    transformer_steps: int = 7000
+    decoder_steps: int = 1500  # stage 1b: 9-frame transitions only, encoder frozen
+    decoder_batch: int = 2
+    decoder_lr: float = 1e-3
+    transformer_steps: int = 5500
     transformer_batch: int = 8
     transformer_lr: float = 1e-3
     chunk_steps: int = 500  # stage 2 trains on a fresh pool of generated videos every chunk
@@ -52,7 +56,8 @@ class Recipe:
         """The same recipe with step counts (and stage-2 pools) scaled to about `minutes` on an idle 2-core CPU."""
         f = minutes / DEFAULT_MINUTES
         chunk = max(1, round(self.chunk_steps * min(f, 1.0)))
-        return replace(self, vae_steps=max(1, round(self.vae_steps * f)), transformer_steps=max(1, round(self.transformer_steps * f)),
+        return replace(self, vae_steps=max(1, round(self.vae_steps * f)), decoder_steps=max(1, round(self.decoder_steps * f)),
+                       transformer_steps=max(1, round(self.transformer_steps * f)),
                        chunk_steps=chunk, pool_videos=max(self.transformer_batch, round(self.pool_videos * min(f, 1.0))),
                        warmup_steps=max(1, round(self.warmup_steps * min(f, 1.0))),
                        vae_eval_tasks=max(1, round(self.vae_eval_tasks * min(f, 1.0))))
@@ -143,7 +148,10 @@ class Pretrainer:
         r = self.recipe
         if self.stage == "vae":
             self._train_vae()
-            self.metrics["vae_round_trip"] = self._vae_round_trip()
+            self._next_stage("decoder")
+        if self.stage == "decoder":
+            self._train_decoder()
+            self.metrics.update(self._vae_round_trips())
             self._next_stage("transformer")
         if self.stage == "transformer":
             self._train_transformer()
@@ -187,9 +195,19 @@ class Pretrainer:
                 last_save = time.monotonic()
         bar.close()
 
+    def _reconstruction(self, pixels: torch.Tensor, rng) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction loss: MSE + L1 with coloured pixels weighted up, the KL term per latent value) of `pixels`
+        through the VAE, decoding a posterior sample as the pipeline's image latents do."""
+        vae = self.pipe.vae
+        posterior = vae.encode(pixels).latent_dist
+        z = posterior.sample(torch.Generator().manual_seed(rng.randrange(2**31)))
+        error = vae.decode(z).sample.float() - pixels
+        weights = colour_weights(pixels, self.recipe.vae_colour_weight)
+        return (weights * (error**2 + error.abs())).mean() / weights.mean(), posterior.kl().mean() / z[0].numel()
+
     def _train_vae(self) -> None:
-        """Stage 1: reconstruction (MSE + L1, coloured pixels weighted up) with a small KL term keeping the latents
-        near unit scale. Most steps see single frames; every `vae_video_every`-th a batch of 9-frame videos."""
+        """Stage 1: reconstruction with a small KL term keeping the latents near unit scale. Most steps see single
+        frames; every `vae_video_every`-th a batch of 9-frame videos."""
         vae, r = self.pipe.vae, self.recipe
         if self.step == 0 and self._optimizer_state is None:
             # The pipeline samples image latents from the posterior: start with a small std (log-variance
@@ -205,23 +223,37 @@ class Pretrainer:
             else:
                 videos = [vae_video(rng) for _ in range(r.vae_frames_batch)]
                 pixels = to_pixels([v[rng.randrange(len(v))][None] for v in videos])
-            posterior = vae.encode(pixels).latent_dist
-            z = posterior.sample(torch.Generator().manual_seed(rng.randrange(2**31)))
-            error = vae.decode(z).sample.float() - pixels
-            weights = colour_weights(pixels, r.vae_colour_weight)
-            reconstruction = (weights * (error**2 + error.abs())).mean() / weights.mean()
-            return reconstruction + r.vae_kl_weight * posterior.kl().mean() / z[0].numel()
+            reconstruction, kl = self._reconstruction(pixels, rng)
+            return reconstruction + r.vae_kl_weight * kl
 
         self._loop("vae", r.vae_steps, list(vae.parameters()), r.vae_lr, step)
         vae.eval().requires_grad_(False)
 
-    def _vae_round_trip(self) -> dict:
-        """Exact round trips of fresh generated grids (a stream pretraining never trains on) through the VAE and the codec."""
+    def _train_decoder(self) -> None:
+        """Stage 1b: the decoder alone on 9-frame transitions. The causal decoder sees the earlier frames when it
+        draws the last one; trained mostly on single frames it blends input into output, so a transition's last frame
+        (the prediction) came back wrong even for latents the encoder got right (README: the pretrained mini backbone).
+        The encoder stays as stage 1 left it, so stage 2's latents do not depend on this stage."""
+        vae, r = self.pipe.vae, self.recipe
+        vae.eval().requires_grad_(False)
+        vae.decoder.train().requires_grad_(True)
+
+        def step(i: int) -> torch.Tensor:
+            rng = stream_rng("decoder", r.seed, i)
+            return self._reconstruction(to_pixels([vae_video(rng) for _ in range(r.decoder_batch)]), rng)[0]
+
+        self._loop("decoder", r.decoder_steps, list(vae.decoder.parameters()), r.decoder_lr, step)
+        vae.eval().requires_grad_(False)
+
+    def _vae_round_trips(self) -> dict:
+        """Exact round trips of fresh generated tasks (a stream pretraining never trains on) through the VAE and the
+        codec: every grid held still, and every pair as the transition a run draws."""
         from arcvdm.pretrain.vae_check import round_trip_tasks
 
         rng = stream_rng("vae-eval", self.recipe.seed, 0)
         tasks = [random_task(rng) for _ in range(self.recipe.vae_eval_tasks)]
-        return round_trip_tasks(self.pipe.vae, tasks, progress=self.progress).summary()
+        return {f"vae_round_trip{suffix}": round_trip_tasks(self.pipe.vae, tasks, progress=self.progress, pairs=pairs).summary()
+                for suffix, pairs in (("", False), ("_transitions", True))}
 
     def _train_transformer(self) -> None:
         """Stage 2: the whole transformer on the backbone objective, VAE frozen. Videos come in chunks: each chunk's

@@ -1,5 +1,8 @@
-"""Exact round trips through a VAE: each grid drawn with its task's plan, held for 9 frames, encoded (posterior mode),
-decoded, and read back with `codec.decode` from the first and the last frame (the conditioning and the prediction).
+"""Exact round trips through a VAE, encoded (posterior mode), decoded and read back with `codec.decode` from the first
+and the last frame (the conditioning and the prediction), every video drawn with its task's plan:
+- grids: each grid held still for 9 frames;
+- pairs: each input -> output pair as the discrete transition a run trains on; the first frame must give the input
+  back and the last the output. This is the harder test: the causal decoder sees the input when it draws the output.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ BATCH = 8
 
 @dataclass
 class RoundTrip:
-    grids: int = 0
+    unit: str = "grids"  # or "pairs"
+    checked: int = 0
     exact: int = 0
     tasks: int = 0
     skipped_grids: int = 0  # larger than the canvas draws (more than 10 cells a side at 64x64)
     failures: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
-        rate = self.exact / self.grids if self.grids else 0.0
-        return {"grids": self.grids, "exact": self.exact, "rate": round(rate, 4), "tasks": self.tasks,
+        rate = self.exact / self.checked if self.checked else 0.0
+        return {self.unit: self.checked, "exact": self.exact, "rate": round(rate, 4), "tasks": self.tasks,
                 "skipped_grids": self.skipped_grids, "failures": self.failures[:20]}
 
 
@@ -37,11 +41,14 @@ def fitting_grids(task: Task, height: int = HEIGHT, width: int = WIDTH) -> list[
 
 
 @torch.no_grad()
-def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", progress: bool = True) -> RoundTrip:
+def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", progress: bool = True,
+                     pairs: bool = False) -> RoundTrip:
     from tqdm.auto import tqdm
 
-    result = RoundTrip()
-    items: list[tuple[str, Grid, codec.CanvasPlan]] = []
+    from arcvdm.trajectories import make_video
+
+    result = RoundTrip(unit="pairs" if pairs else "grids")
+    items: list[tuple[str, tuple[Grid, Grid], codec.CanvasPlan]] = []  # (task, (first, last), plan)
     for task in tasks:
         grids = fitting_grids(task)
         result.skipped_grids += sum(1 for p in task.train + task.test for g in (p.input, p.output) if g is not None) - len(grids)
@@ -50,22 +57,27 @@ def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", 
         if grids:
             result.tasks += 1
             plan = codec.plan_for_grids(grids, layout, HEIGHT, WIDTH)
-            items += [(task.id, g, plan) for g in grids]
+            if pairs:
+                kept = {id(g) for g in grids}
+                items += [(task.id, (p.input, p.output), plan) for p in task.train + task.test
+                          if p.output is not None and id(p.input) in kept and id(p.output) in kept]
+            else:
+                items += [(task.id, (g, g), plan) for g in grids]
     vae_dtype = next(vae.parameters()).dtype
     for start in tqdm(range(0, len(items), BATCH), desc="VAE round trip", disable=None if progress else True, leave=False):
         chunk = items[start : start + BATCH]
-        frames = np.stack([codec.render(g, plan) for _, g, plan in chunk])
-        pixels = torch.from_numpy(frames).permute(0, 3, 1, 2)[:, :, None].float() / 127.5 - 1.0
-        pixels = pixels.expand(-1, -1, FRAMES, -1, -1).contiguous().to(vae_dtype)
+        videos = np.stack([make_video(codec.render(a, plan), codec.render(b, plan), FRAMES, "discrete")
+                           for _, (a, b), plan in chunk])
+        pixels = (torch.from_numpy(videos).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0).to(vae_dtype)
         recon = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.float()
         recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
-        for (task_id, grid, plan), video in zip(chunk, recon):
-            shape = grid.shape if layout == "centered" else None
-            decoded = [codec.decode(video[f], plan, shape) for f in (0, FRAMES - 1)]
-            result.grids += 1
-            if all(d.grid == grid for d in decoded):
+        for (task_id, grids, plan), video in zip(chunk, recon):
+            decoded = [codec.decode(video[f], plan, g.shape if layout == "centered" else None)
+                       for f, g in zip((0, FRAMES - 1), grids)]
+            result.checked += 1
+            if all(d.grid == g for d, g in zip(decoded, grids)):
                 result.exact += 1
             else:
-                result.failures.append({"task": task_id, "shape": list(grid.shape), "cell": plan.cell_for(grid.shape),
+                result.failures.append({"task": task_id, "shape": list(grids[1].shape), "cell": plan.cell_for(grids[1].shape),
                                         "reason": next((d.reason for d in decoded if d.reason), "wrong cells")})
     return result
