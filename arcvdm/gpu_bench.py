@@ -80,6 +80,27 @@ def timed(device, out: list):
     out.append(time.perf_counter() - start)
 
 
+class TransformerClock:
+    """Wall time spent inside the transformer's forward calls (hooks; synchronised on GPU)."""
+
+    def __init__(self, backbone):
+        self.device, self.seconds, self._start = backbone.device, 0.0, 0.0
+        t = backbone.transformer
+        self._handles = [t.register_forward_pre_hook(self._enter), t.register_forward_hook(self._exit)]
+
+    def _enter(self, *_):
+        sync(self.device)
+        self._start = time.perf_counter()
+
+    def _exit(self, *_):
+        sync(self.device)
+        self.seconds += time.perf_counter() - self._start
+
+    def close(self):
+        for h in self._handles:
+            h.remove()
+
+
 def _gib(n: int) -> float:
     return round(n / 2**30, 3)
 
@@ -96,7 +117,8 @@ def random_videos(config, n: int, seed: int = 0):
 def measure_training(backbone, config, steps: int, peak: float | None, model_flops: float | None = None) -> dict:
     """Encode, then `steps` timed LoRA steps after an eager FLOP-counted step (and a compiling one with
     train.compile). MFU divides `model_flops` (default: this step's count) by the step time: pass the count without
-    checkpointing for a checkpointed run, whose recomputation is not useful work."""
+    checkpointing for a checkpointed run, whose recomputation is not useful work. Each timed step also splits into
+    the transformer's forward calls and the update (backward pass, clipping, optimizer step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from arcvdm.device import peak_memory_bytes, reset_peak_memory
@@ -111,13 +133,22 @@ def measure_training(backbone, config, steps: int, peak: float | None, model_flo
     with FlopCounterMode(display=False) as counter:
         trainer.train_step(*trainer.draw_batch())
     backbone.use_compile(config.train.compile)
+    compiling: list[float] = []
     if config.train.compile:
-        trainer.train_step(*trainer.draw_batch())  # compiles forward and backward
+        with timed(device, compiling):
+            trainer.train_step(*trainer.draw_batch())  # compiles forward and backward
     times: list[float] = []
-    for _ in range(steps):
-        batch = trainer.draw_batch()
-        with timed(device, times):
-            trainer.train_step(*batch)
+    updates: list[float] = []
+    clock = TransformerClock(backbone)
+    try:
+        for _ in range(steps):  # LoraTrainer.train_step, with its update timed on its own
+            batch = trainer.draw_batch()
+            with timed(device, times):
+                loss = trainer.loss(*batch)
+                with timed(device, updates):
+                    trainer.update(loss)
+    finally:
+        clock.close()
     step_s = sum(times) / steps
     flops = float(counter.get_total_flops())
     return {
@@ -125,8 +156,11 @@ def measure_training(backbone, config, steps: int, peak: float | None, model_flo
         "batch_size": config.train.batch_size,
         "lora_parameters": sum(p.numel() for p in trainer.params),
         "encode_s": round(encode[0], 4),
+        "compile_s": round(compiling[0], 1) if compiling else None,
         "steps_timed": steps,
         "step_s": round(step_s, 4),
+        "transformer_forward_s": round(clock.seconds / steps, 4),
+        "update_s": round(sum(updates) / steps, 4),
         "step_flops": flops,
         "mfu": None if peak is None else round((model_flops or flops) / step_s / (peak * 1e12), 4),
         "peak_memory_gib": _gib(peak_memory_bytes(device)),

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
 from arcvdm.cli.app import bench_app
-from arcvdm.gpu_bench import random_videos, sync, timed
+from arcvdm.gpu_bench import TransformerClock, measure_training, random_videos, timed
 
 BACKBONE = typer.Option("tiny", help="Registered name, local pipeline folder or hub id.")
 FRAMES = typer.Option(9, help="Video frames (the backbone's rule: CogVideoX and LTX-Video 8k+1, Wan 4k+1).")
@@ -26,27 +24,6 @@ def _config(backbone, frames, height, width, device, dtype, **overrides):
 
     return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
                                      "video.width": width, "device": device, "dtype": dtype, **overrides})
-
-
-class _TransformerClock:
-    """Wall time spent inside the transformer's forward calls (hooks; synchronised on GPU)."""
-
-    def __init__(self, backbone):
-        self.device, self.seconds, self._start = backbone.device, 0.0, 0.0
-        t = backbone.transformer
-        self._handles = [t.register_forward_pre_hook(self._enter), t.register_forward_hook(self._exit)]
-
-    def _enter(self, *_):
-        sync(self.device)
-        self._start = time.perf_counter()
-
-    def _exit(self, *_):
-        sync(self.device)
-        self.seconds += time.perf_counter() - self._start
-
-    def close(self):
-        for h in self._handles:
-            h.remove()
 
 
 def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
@@ -114,11 +91,7 @@ def bench_train(
     compile: bool = COMPILE,
 ) -> None:
     """Time LoRA training steps: per step, share outside the transformer, peak memory, FLOPs and fraction of peak."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from arcvdm.backbones import load_backbone
-    from arcvdm.train import LoraTrainer
 
     config = _config(backbone, frames, height, width, device, dtype, **{
         "lora.rank": rank, "lora.targets": targets, "train.batch_size": batch_size,
@@ -126,43 +99,15 @@ def bench_train(
     pin_threads(threads)
     bb = load_backbone(config.backbone, config.device, config.dtype, force=force)
     _header(bb, config)
-    encode = []
-    with timed(bb.device, encode):
-        trainer = LoraTrainer(bb, random_videos(config, batch_size), config)
-    lora_params = sum(p.numel() for p in trainer.params)
-
-    bb.use_compile(False)  # the counting mode sees eager operators only
-    with FlopCounterMode(display=False) as counter:  # one real step, counted: forward + backward as executed
-        trainer.train_step(*trainer.draw_batch())
-    step_flops = counter.get_total_flops()
-    compiling = []
-    if compile:
-        bb.use_compile(True)
-        with timed(bb.device, compiling):  # the first compiled step compiles forward and backward
-            trainer.train_step(*trainer.draw_batch())
-
-    clock = _TransformerClock(bb)
-    totals, backwards = [], []
-    for _ in range(steps):  # LoraTrainer.train_step, spelled out to time the backward pass on its own
-        batch = trainer.draw_batch()
-        with timed(bb.device, totals):
-            loss = trainer.loss(*batch)
-            with timed(bb.device, backwards):
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainer.params, config.train.max_grad_norm)
-            trainer.optimizer.step()
-            trainer.lr_schedule.step()
-            trainer.optimizer.zero_grad(set_to_none=True)
-            trainer.step += 1
-    clock.close()
-    step = sum(totals) / steps
-    in_transformer = (clock.seconds + sum(backwards)) / steps
+    m = measure_training(bb, config, steps, peak=None)
+    step, step_flops = m["step_s"], m["step_flops"]
+    in_transformer = m["transformer_forward_s"] + m["update_s"]  # the update is the backward pass, nearly all of it
     peak = _matmul_peak(bb.device, bb.dtype)
     forward = bb.forward_flops(frames, height, width)
     _figures([
-        ("LoRA parameters", f"{lora_params:,} (rank {rank}, {targets})"),
-        ("encode once (VAE + prompt)", f"{encode[0]:.3f} s for {batch_size} videos, outside the loop"),
-        *([("compilation", f"{compiling[0]:.1f} s (first compiled step, untimed below)")] if compile else []),
+        ("LoRA parameters", f"{m['lora_parameters']:,} (rank {rank}, {targets})"),
+        ("encode once (VAE + prompt)", f"{m['encode_s']:.3f} s for {batch_size} videos, outside the loop"),
+        *([("compilation", f"{m['compile_s']:.1f} s (first compiled step, untimed below)")] if compile else []),
         ("time per training step", f"{step:.4f} s (batch {batch_size}, mean of {steps})"),
         ("outside the transformer", f"{100 * max(step - in_transformer, 0.0) / step:.1f}% of a step"),
         ("peak memory", _peak_memory(bb.device)),
@@ -207,7 +152,7 @@ def bench_sample(
     warm_up = []
     with timed(bb.device, warm_up):
         generate(bb, first_frames, config)  # warm-up (and compilation with --compile)
-    clock = _TransformerClock(bb)
+    clock = TransformerClock(bb)
     totals = []
     for _ in range(repeats):
         with timed(bb.device, totals):
