@@ -57,10 +57,9 @@ def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", 
         if grids:
             result.tasks += 1
             plan = codec.plan_for_grids(grids, layout, HEIGHT, WIDTH)
-            if pairs:
-                kept = {id(g) for g in grids}
+            if pairs:  # pairs whose two grids are both drawn (drawing depends on the shape alone)
                 items += [(task.id, (p.input, p.output), plan) for p in task.train + task.test
-                          if p.output is not None and id(p.input) in kept and id(p.output) in kept]
+                          if p.output is not None and p.input in grids and p.output in grids]
             else:
                 items += [(task.id, (g, g), plan) for g in grids]
     vae_dtype = next(vae.parameters()).dtype
