@@ -155,3 +155,14 @@ def test_a_lora_on_the_shipped_mini_memorises_a_demo_task(tmp_path, samples_dir)
     assert record["status"] == "done"
     exact = [c["step"] for c in record["checkpoints"] if all(e["correct"] for e in c["train"])]
     assert exact, [[e["prediction"] for e in c["train"]] for c in record["checkpoints"]]
+
+
+def test_the_decoder_stage_holds_the_drawn_share_of_grids_still():
+    from arcvdm.pretrain.data import decoder_video, stream_rng, vae_video
+
+    for i in range(20):
+        moving = vae_video(stream_rng("test", 0, i))
+        assert (decoder_video(stream_rng("test", 0, i), still=0.0) == moving).all()
+        still = decoder_video(stream_rng("test", 0, i), still=1.0)
+        held = [frame for frame in (moving[0], moving[-1]) if (still == frame).all()]
+        assert held and (moving[0] != moving[-1]).any()

@@ -86,8 +86,8 @@ Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_p
 - Parameters: {card['parameters']}
 - Stage 1 (VAE reconstruction, coloured pixels weighted x{1 + r['vae_colour_weight']:g}): {r['vae_steps']} steps, batches of
   {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
-- Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions): {r['decoder_steps']} steps of {r['decoder_batch']}
-  videos (final loss {m.get('decoder_final_loss')})
+- Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions, {r['decoder_still']:.0%} of them replaced by one of
+  their grids held still): {r['decoder_steps']} steps of {r['decoder_batch']} videos (final loss {m.get('decoder_final_loss')})
 - Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
   batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
 - VAE exact round trips on fresh generated tasks (first and last frame through `codec.decode`): grids held still

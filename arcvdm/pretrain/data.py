@@ -70,3 +70,12 @@ def vae_video(rng: random.Random) -> np.ndarray:
     a, b = dense_grid(rng), dense_grid(rng)
     plan = _plan([a, b], rng)
     return make_video(codec.render(a, plan), codec.render(b, plan), FRAMES, _pick(rng, TRAJECTORY_MIX), rng.randrange(2**31))
+
+
+def decoder_video(rng: random.Random, still: float) -> np.ndarray:
+    """A `vae_video`, or with probability `still` one of its two grids held for every frame: the decoder must draw
+    transitions (what runs predict) without losing grids that stay put (the conditioning frame, `vae-check`'s grids)."""
+    video = vae_video(rng)
+    if rng.random() < still:
+        video = np.repeat(video[rng.choice((0, -1))][None], len(video), axis=0)
+    return video

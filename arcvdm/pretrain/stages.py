@@ -1,7 +1,8 @@
 """`arcvdm backbone pretrain-mini`: stage 1 trains the VAE to reconstruct rendered frames, stage 1b trains its
-decoder alone on transition videos (the encoder, and so every latent, is fixed from there on), stage 2 trains the
-whole transformer with the LoRA trainer's objective (the backbone's `encode_videos` / `draw_noise` / `loss`), VAE
-frozen; then the pipeline is written with `save_pretrained` in fp16 plus its model card (`arcvdm.pretrain.card`).
+decoder alone on transition videos and some grids held still (the encoder, and so every latent, is fixed from there
+on), stage 2 trains the whole transformer with the LoRA trainer's objective (the backbone's `encode_videos` /
+`draw_noise` / `loss`), VAE frozen; then the pipeline is written with `save_pretrained` in fp16 plus its model card
+(`arcvdm.pretrain.card`).
 
 The state (weights, optimizer, step, elapsed time) is checkpointed atomically under `DIR/.pretrain/` every
 `CHECKPOINT_EVERY_S` seconds and at each stage's end; rerunning the same command after a kill continues
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from arcvdm.errors import ArcvdmError
-from arcvdm.pretrain.data import random_task, stream_rng, task_videos, vae_video
+from arcvdm.pretrain.data import decoder_video, random_task, stream_rng, task_videos, vae_video
 
 STATE_DIR = ".pretrain"
 STATE_FILE = "state.pt"
@@ -41,8 +42,9 @@ class Recipe:
     vae_kl_weight: float = 1e-4
     vae_colour_weight: float = 10.0
     vae_logvar_init: float = -8.0
-    decoder_steps: int = 1500  # stage 1b: 9-frame transitions only, encoder frozen
+    decoder_steps: int = 2500  # stage 1b: 9-frame videos, encoder frozen
     decoder_batch: int = 2
+    decoder_still: float = 0.25  # share of them holding one grid still; the rest are transitions
     decoder_lr: float = 1e-3
     transformer_steps: int = 5500
     transformer_batch: int = 8
@@ -233,14 +235,15 @@ class Pretrainer:
         """Stage 1b: the decoder alone on 9-frame transitions. The causal decoder sees the earlier frames when it
         draws the last one; trained mostly on single frames it blends input into output, so a transition's last frame
         (the prediction) came back wrong even for latents the encoder got right (README: the pretrained mini backbone).
-        The encoder stays as stage 1 left it, so stage 2's latents do not depend on this stage."""
+        A share of grids held still keeps it drawing those too. The encoder stays as stage 1 left it, so stage 2's
+        latents do not depend on this stage."""
         vae, r = self.pipe.vae, self.recipe
         vae.eval().requires_grad_(False)
         vae.decoder.train().requires_grad_(True)
 
         def step(i: int) -> torch.Tensor:
             rng = stream_rng("decoder", r.seed, i)
-            return self._reconstruction(to_pixels([vae_video(rng) for _ in range(r.decoder_batch)]), rng)[0]
+            return self._reconstruction(to_pixels([decoder_video(rng, r.decoder_still) for _ in range(r.decoder_batch)]), rng)[0]
 
         self._loop("decoder", r.decoder_steps, list(vae.decoder.parameters()), r.decoder_lr, step)
         vae.eval().requires_grad_(False)
