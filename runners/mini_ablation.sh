@@ -31,12 +31,12 @@ while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done  # a failed cell stops t
 python3 - "$out" <<'PY'
 import json, sys
 from pathlib import Path
-print("| cell | inside | outside | train pairs memorised | forward passes | median s/problem |\n|---|---|---|---|---|---|")
+print("| cell | inside | outside | train pairs memorised | forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|")
 for folder in sorted(Path(sys.argv[1]).iterdir()):
     if (folder / "bench.json").is_file():
         b = json.loads((folder / "bench.json").read_text())
         i, o = b["inside"], b["outside"]
         print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} | {b['all']['train_memorised']}/{b['all']['tasks']} "
-              f"| {b['all']['forward_passes']:,} "
+              f"| {b['all']['forward_passes']:,} ({b['all']['forward_passes_fixed']:,}) "
               f"| {b['all']['median_seconds_per_problem']} |")
 PY

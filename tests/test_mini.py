@@ -166,3 +166,20 @@ def test_the_decoder_stage_holds_the_drawn_share_of_grids_still():
         still = decoder_video(stream_rng("test", 0, i), still=1.0)
         held = [frame for frame in (moving[0], moving[-1]) if (still == frame).all()]
         assert held and (moving[0] != moving[-1]).any()
+
+
+def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
+    """`run_bench` on the tiny random backbone: every task runs and is scored on its side, and the fixed schedule's
+    forward passes (what early stopping is measured against) are the runner's own count when nothing stops early."""
+    from arcvdm.config import load_config
+    from arcvdm.pretrain.bench import run_bench
+
+    config = load_config("smoke", {"train.steps": 4, "train.eval_every": 2, "sample.steps": 2})
+    result = run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)
+    assert json.loads((tmp_path / "bench" / "bench.json").read_text()) == result
+    assert result["inside"]["tasks"] + result["outside"]["tasks"] == result["all"]["tasks"] == 3
+    assert sum(f["tasks"] for f in result["families"].values()) == 3
+    records = [json.loads(p.read_text()) for p in (tmp_path / "bench" / "run" / "problems").glob("*.json")]
+    assert len(records) == 3 and all(r["train_steps_run"] == r["train_steps_fixed"] for r in records)
+    assert result["all"]["forward_passes_fixed"] == result["all"]["forward_passes"] == sum(
+        r["forward_passes"]["total_forwards"] for r in records)

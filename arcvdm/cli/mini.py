@@ -72,4 +72,5 @@ def mini_bench(
         r = result[side]
         typer.echo(f"{side:>8}: strict pass@{result['attempts']} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
                    f"  (train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
-                   f" {r['forward_passes']:,} transformer forward passes; median {r['median_seconds_per_problem']} s per problem)")
+                   f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"
+                   f" median {r['median_seconds_per_problem']} s per problem)")

@@ -43,6 +43,7 @@ def family_of(task_id: str) -> str:
 
 
 def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) -> dict:
+    from arcvdm.flops import planned_forward_passes
     from arcvdm.formats import load_predictions
     from arcvdm.runner import read_record, run_dataset
     from arcvdm.scoring import score_tasks
@@ -53,18 +54,23 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
     write_tasks(out / "tasks", tasks)
     run_dataset(str(out / "tasks"), config, out / "run", log=log)
     scored = score_tasks(load_predictions(out / "run"), TaskSet("mini-bench", tasks), config.selection.attempts)
+    by_id = {t.id: t for t in tasks}
     records = {t.task_id: read_record(out / "run" / "problems" / f"{t.task_id}.json") or {} for t in scored.tasks}
     result: dict = {"seed": seed, "tasks": n, "attempts": config.selection.attempts, "preset": config.preset,
                     "backbone": config.backbone, "families": {}}
     for side, keep in (("inside", lambda f: f not in OUTSIDE), ("outside", lambda f: f in OUTSIDE), ("all", lambda f: True)):
         rows = [t for t in scored.tasks if keep(family_of(t.task_id))]
-        done = [records[t.task_id] for t in rows if records[t.task_id].get("status") == "done"]
+        done_ids = [t.task_id for t in rows if records[t.task_id].get("status") == "done"]
+        done = [records[i] for i in done_ids]
         solved = sum(t.solved for t in rows)
         result[side] = {
             "tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
             # the chain works when every train pair comes back exactly at some checkpoint
             "train_memorised": sum(any(all(e["correct"] for e in c.get("train", [])) for c in r["checkpoints"]) for r in done),
             "forward_passes": sum(r["forward_passes"]["total_forwards"] for r in done),
+            # the fixed schedule's count for the same problems: what early stopping saved, at identical attempts
+            "forward_passes_fixed": sum(planned_forward_passes(config, len(by_id[i].train), len(by_id[i].test)).total
+                                        for i in done_ids),
             "median_seconds_per_problem": round(statistics.median(r["timings"]["total_s"] for r in done), 2) if done else None,
         }
     for name in sorted(FAMILIES):
