@@ -232,11 +232,11 @@ class Pretrainer:
         vae.eval().requires_grad_(False)
 
     def _train_decoder(self) -> None:
-        """Stage 1b: the decoder alone on 9-frame transitions. The causal decoder sees the earlier frames when it
-        draws the last one; trained mostly on single frames it blends input into output, so a transition's last frame
-        (the prediction) came back wrong even for latents the encoder got right (README: the pretrained mini backbone).
-        A share of grids held still keeps it drawing those too. The encoder stays as stage 1 left it, so stage 2's
-        latents do not depend on this stage."""
+        """Stage 1b: the decoder alone on 9-frame videos, transitions and a share of grids held still. The causal
+        decoder sees the earlier frames when it draws the last one; trained mostly on single frames it blends input
+        into output, so a transition's last frame (the prediction) came back wrong even for latents the encoder got
+        right (README: the pretrained mini backbone). The grids held still keep it drawing those too. The encoder stays
+        as stage 1 left it, so stage 2's latents do not depend on this stage."""
         vae, r = self.pipe.vae, self.recipe
         vae.eval().requires_grad_(False)
         vae.decoder.train().requires_grad_(True)
