@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The mini backbone's ablation table on the generated benchmark (README: the pretrained mini backbone), one
 # command per cell: bash runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1,
-# the first TASKS of `arcvdm mini-bench`'s stream) under the `mini` preset with one setting changed; a rerun
-# resumes each cell. Ends with the table: strict pass@2 inside / outside pretraining, forward passes, time.
+# the first TASKS of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed;
+# a rerun resumes each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with
+# the table: strict pass@2 inside / outside pretraining, forward passes, time.
 # LANES=2 runs two cells at a time on one thread each (faster on 2 cores than one 2-thread cell after another);
 # each cell's output then goes to OUT/NAME.log.
 set -euo pipefail
-tasks=${1:-42}
+tasks=${1:-100}
 out=${2:-results/mini-ablation}
 lanes=${LANES:-1}
 mkdir -p "$out"
