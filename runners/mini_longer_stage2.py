@@ -2,7 +2,7 @@
 steps on generated videos it has not seen (data seed 100), then bench the result (README: the pretrained mini backbone).
 
     python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4]
-    arcvdm mini-bench --out OUT/bench --tasks 40 --seed 1 --preset mini --backbone OUT/pipe
+    arcvdm mini-bench --out OUT/bench --tasks 100 --seed 1 --preset mini --backbone OUT/pipe
 
 An experiment, not a build: OUT/pipe is the shipped folder with the continued transformer and without a model card
 (`pretrain-mini --minutes N` is the reproducible longer build). Rerunning after a kill resumes from OUT/state.
@@ -16,6 +16,7 @@ import torch
 from diffusers import CogVideoXImageToVideoPipeline
 
 from arcvdm.backbones import BACKBONES
+from arcvdm.pretrain.card import CARD_JSON, CARD_README
 from arcvdm.pretrain.stages import Pretrainer, Recipe
 
 out = Path(sys.argv[1])
@@ -34,5 +35,5 @@ pretrainer._train_transformer()
 last = pretrainer.losses["transformer"][-50:]
 print(f"stage 2 continued for {steps} steps; mean loss of the last {len(last)}: {sum(last) / len(last):.5f}")
 shutil.rmtree(out / "pipe", ignore_errors=True)
-shutil.copytree(shipped_dir, out / "pipe", ignore=shutil.ignore_patterns("model_card.json", "README.md"))
+shutil.copytree(shipped_dir, out / "pipe", ignore=shutil.ignore_patterns(CARD_JSON, CARD_README))
 pretrainer.pipe.transformer.to(torch.float16).save_pretrained(out / "pipe" / "transformer")
