@@ -1,0 +1,105 @@
+"""Where the mini's limit lies (README: the pretrained mini backbone): two measurements that need no LoRA selection.
+
+    python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000]
+
+1. Copy: the backbone without an adapter generates from random grids of one side (density 0.6); how often frame 2,
+   which in a `discrete` video still shows the input, decodes back to that input exactly.
+2. Ceiling: per family (inside pretraining, then outside), one task (one hidden rule) with 60 pairs; the `mini`
+   preset's LoRA trains on the transition videos of 48 of them and predicts the 12 others (and 12 of its own) at
+   each of --steps. A few-shot run sees 2-4 pairs and 200 steps, far less than this. Rank 128 on the mini's
+   128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
+
+Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from arcvdm import codec
+from arcvdm.backbones import load_backbone
+from arcvdm.config import load_config
+from arcvdm.io import atomic_write_json, read_json
+from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.pretrain.data import stream_rng
+from arcvdm.pretrain.generator import INSIDE, OUTSIDE, make_task, noise_grid
+from arcvdm.sample import generate, last_frames
+from arcvdm.train import LoraTrainer
+from arcvdm.trajectories import make_video
+
+TRAIN_PAIRS, TEST_PAIRS = 48, 12
+COPY_SIDES, COPY_GRIDS = (3, 5, 7, 9), 16
+
+
+def exact_and_cells(frames, pairs, plan) -> dict:
+    """Outputs decoded exactly, and the mean share of cells right (the size given, as runs decode `centered`)."""
+    cells = []
+    for frame, pair in zip(frames, pairs):
+        grid = codec.decode(frame, plan, pair.output.shape).grid
+        cells.append(0.0 if grid is None else float((np.array(grid.root) == pair.output.array).mean()))
+    return {"exact": sum(c == 1.0 for c in cells), "of": len(pairs), "cells": round(float(np.mean(cells)), 3)}
+
+
+def copy_fidelity(backbone, config) -> dict:
+    rng = stream_rng("mini-ceiling-copy", 0, 0)
+    result = {}
+    for side in tqdm(COPY_SIDES, desc="copy"):
+        exact = 0
+        for _ in range(COPY_GRIDS):
+            grid = noise_grid(rng, max_side=side, min_side=side, density=0.6)
+            plan = codec.plan_for_grids([grid], "centered", HEIGHT, WIDTH)
+            decoded = codec.decode(generate(backbone, [codec.render(grid, plan)], config)[0][2], plan, grid.shape).grid
+            exact += decoded is not None and np.array_equal(np.array(decoded.root), grid)
+        result[f"{side}x{side}"] = {"exact": exact, "of": COPY_GRIDS}
+    return result
+
+
+def ceiling(backbone_name: str, family: str, steps: list[int]) -> dict:
+    backbone = load_backbone(backbone_name, "cpu", "float32")
+    config = load_config("mini")
+    pairs = make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
+    plan = codec.plan_for_grids([g.array for p in pairs for g in (p.input, p.output)], "centered", HEIGHT, WIDTH)
+    videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, "discrete", i)
+              for i, p in enumerate(pairs[:TRAIN_PAIRS])]
+    trainer = LoraTrainer(backbone, videos, config)
+    result, done, start = {}, 0, time.monotonic()
+    for step in [0, *steps]:
+        trainer.train(step - done, progress=False)
+        done = step
+        held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
+        frames = last_frames(backbone, [codec.render(p.input, plan) for p in held_out + seen], config)
+        result[str(step)] = {"fresh": exact_and_cells(frames[:TEST_PAIRS], held_out, plan),
+                             "trained": exact_and_cells(frames[TEST_PAIRS:], seen, plan),
+                             "seconds": round(time.monotonic() - start)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--backbone", default="mini", help="a registered name or a save_pretrained folder")
+    parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE))
+    parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps), ascending")
+    args = parser.parse_args()
+    path = args.out / "ceiling.json"
+    results = read_json(path) if path.exists() else {}
+    steps = [int(s) for s in args.steps.split(",")]
+    if "copy" not in results:
+        results["copy"] = copy_fidelity(load_backbone(args.backbone, "cpu", "float32"), load_config("mini"))
+        atomic_write_json(path, results)
+    print("copy (frame 2 exact):", ", ".join(f"{k} {v['exact']}/{v['of']}" for k, v in results["copy"].items()))
+    for family in args.families.split(","):
+        if family not in results:
+            results[family] = ceiling(args.backbone, family, steps)
+            atomic_write_json(path, results)
+        row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
+                        f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
+                        for s, r in results[family].items())
+        print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {row}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
