@@ -9,10 +9,12 @@
    each of --steps. A few-shot run sees 2-4 pairs and 200 steps, far less than this. Rank 128 on the mini's
    128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
 
-Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds.
+Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
+made with another --backbone or --steps.
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from arcvdm.config import load_config
 from arcvdm.io import atomic_write_json, read_json
 from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.pretrain.data import stream_rng
-from arcvdm.pretrain.generator import INSIDE, OUTSIDE, make_task, noise_grid
+from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, last_frames
 from arcvdm.train import LoraTrainer
 from arcvdm.trajectories import make_video
@@ -57,14 +59,12 @@ def copy_fidelity(backbone, config) -> dict:
     return result
 
 
-def ceiling(backbone_name: str, family: str, steps: list[int]) -> dict:
-    backbone = load_backbone(backbone_name, "cpu", "float32")
-    config = load_config("mini")
+def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
     pairs = make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
     plan = codec.plan_for_grids([g.array for p in pairs for g in (p.input, p.output)], "centered", HEIGHT, WIDTH)
     videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, "discrete", i)
               for i, p in enumerate(pairs[:TRAIN_PAIRS])]
-    trainer = LoraTrainer(backbone, videos, config)
+    trainer = LoraTrainer(backbone, videos, config)  # removes the previous family's adapter
     result, done, start = {}, 0, time.monotonic()
     for step in [0, *steps]:
         trainer.train(step - done, progress=False)
@@ -84,16 +84,23 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE))
     parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps), ascending")
     args = parser.parse_args()
+    families, steps = args.families.split(","), sorted({int(s) for s in args.steps.split(",")})
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        sys.exit(f"--families: unknown {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     path = args.out / "ceiling.json"
-    results = read_json(path) if path.exists() else {}
-    steps = [int(s) for s in args.steps.split(",")]
+    settings = {"backbone": args.backbone, "steps": steps}
+    results = read_json(path) if path.exists() else {"settings": settings}
+    if results.get("settings") != settings:
+        sys.exit(f"{path}: made with {results.get('settings')}, not {settings}: use a new OUT")
+    backbone, config = load_backbone(args.backbone, "cpu", "float32"), load_config("mini")
     if "copy" not in results:
-        results["copy"] = copy_fidelity(load_backbone(args.backbone, "cpu", "float32"), load_config("mini"))
+        results["copy"] = copy_fidelity(backbone, config)
         atomic_write_json(path, results)
     print("copy (frame 2 exact):", ", ".join(f"{k} {v['exact']}/{v['of']}" for k, v in results["copy"].items()))
-    for family in args.families.split(","):
+    for family in families:
         if family not in results:
-            results[family] = ceiling(args.backbone, family, steps)
+            results[family] = ceiling(backbone, config, family, steps)
             atomic_write_json(path, results)
         row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
                         f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
