@@ -81,8 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--backbone", default="mini", help="a registered name or a save_pretrained folder")
-    parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE))
-    parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps), ascending")
+    parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE), help="comma-separated; default: every family")
+    parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps)")
     args = parser.parse_args()
     families, steps = args.families.split(","), sorted({int(s) for s in args.steps.split(",")})
     unknown = [f for f in families if f not in FAMILIES]
