@@ -29,6 +29,8 @@ from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, last_frames
+from arcvdm.scoring import cell_accuracy
+from arcvdm.tasks import Grid
 from arcvdm.train import LoraTrainer
 from arcvdm.trajectories import make_video
 
@@ -38,10 +40,8 @@ COPY_SIDES, COPY_GRIDS = (3, 5, 7, 9), 16
 
 def exact_and_cells(frames, pairs, plan) -> dict:
     """Outputs decoded exactly, and the mean share of cells right (the size given, as runs decode `centered`)."""
-    cells = []
-    for frame, pair in zip(frames, pairs):
-        grid = codec.decode(frame, plan, pair.output.shape).grid
-        cells.append(0.0 if grid is None else float((np.array(grid.root) == pair.output.array).mean()))
+    cells = [cell_accuracy(codec.decode(frame, plan, pair.output.shape).grid, pair.output)
+             for frame, pair in zip(frames, pairs)]
     return {"exact": sum(c == 1.0 for c in cells), "of": len(pairs), "cells": round(float(np.mean(cells)), 3)}
 
 
@@ -51,10 +51,10 @@ def copy_fidelity(backbone, config) -> dict:
     for side in tqdm(COPY_SIDES, desc="copy"):
         exact = 0
         for _ in range(COPY_GRIDS):
-            grid = noise_grid(rng, max_side=side, min_side=side, density=0.6)
+            grid = Grid.from_array(noise_grid(rng, max_side=side, min_side=side, density=0.6))
             plan = codec.plan_for_grids([grid], "centered", HEIGHT, WIDTH)
-            decoded = codec.decode(generate(backbone, [codec.render(grid, plan)], config)[0][2], plan, grid.shape).grid
-            exact += decoded is not None and np.array_equal(np.array(decoded.root), grid)
+            frame_2 = generate(backbone, [codec.render(grid, plan)], config)[0][2]
+            exact += codec.decode(frame_2, plan, grid.shape).grid == grid
         result[f"{side}x{side}"] = {"exact": exact, "of": COPY_GRIDS}
     return result
 
@@ -64,13 +64,14 @@ def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
     plan = codec.plan_for_grids([g.array for p in pairs for g in (p.input, p.output)], "centered", HEIGHT, WIDTH)
     videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, "discrete", i)
               for i, p in enumerate(pairs[:TRAIN_PAIRS])]
+    held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
+    first_frames = [codec.render(p.input, plan) for p in held_out + seen]
     trainer = LoraTrainer(backbone, videos, config)  # removes the previous family's adapter
     result, done, start = {}, 0, time.monotonic()
     for step in [0, *steps]:
         trainer.train(step - done, progress=False)
         done = step
-        held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
-        frames = last_frames(backbone, [codec.render(p.input, plan) for p in held_out + seen], config)
+        frames = last_frames(backbone, first_frames, config)
         result[str(step)] = {"fresh": exact_and_cells(frames[:TEST_PAIRS], held_out, plan),
                              "trained": exact_and_cells(frames[TEST_PAIRS:], seen, plan),
                              "seconds": round(time.monotonic() - start)}
