@@ -12,6 +12,7 @@ import torch
 
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
+from arcvdm.trajectories import target_frame_indices
 
 
 def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: int | None = None) -> np.ndarray:
@@ -41,6 +42,18 @@ def generate(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: 
     return np.concatenate(videos)
 
 
-def last_frames(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: int | None = None) -> np.ndarray:
-    """uint8 [N, H, W, 3]: the last frame of each generated video, which is the prediction."""
-    return generate(backbone, first_frames, config, seed)[:, -1]
+def predicted_frames(backbone, first_frames: list[np.ndarray], config: RunConfig, seed: int | None = None) -> np.ndarray:
+    """uint8 [N, H, W, 3]: the prediction read out of each generated video (`read_out`)."""
+    return read_out(generate(backbone, first_frames, config, seed), config, backbone.temporal_compression)
+
+
+def read_out(videos: np.ndarray, config: RunConfig, temporal_compression: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] from uint8 [N, F, H, W, 3] under `sample.readout`: the last frame, or the rounded mean of
+    the frames that the trajectory draws as the target and that decode from the last latent frame (the last
+    `temporal_compression` frames). An earlier latent also holds input frames, and the causal decoder blends them in:
+    with frame 4 of a 9-frame `discrete` video in the mean, the mini lost train pairs the last frame alone gets right."""
+    if config.sample.readout == "last":
+        return videos[:, -1]
+    count = videos.shape[1]
+    frames = [i for i in target_frame_indices(config.video.trajectory, count) if i >= count - temporal_compression]
+    return np.round(videos[:, frames].astype(np.float32).mean(axis=1)).astype(np.uint8)

@@ -69,9 +69,9 @@ class DiffusionLearner:
         self.trainer.train(step - self.trainer.step, progress=self.progress, rows=rows)
 
     def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
-        from arcvdm.sample import generate
+        from arcvdm.sample import predicted_frames
 
-        return list(generate(self.backbone, first_frames, self.config, seed=seed)[:, -1])
+        return list(predicted_frames(self.backbone, first_frames, self.config, seed=seed))
 
 
 def solve_problem(task: Task, config: RunConfig, backbone: Any, out_dir: Path, progress: Any = None,

@@ -68,3 +68,10 @@ def make_video(first: np.ndarray, last: np.ndarray, frames: int = 9, trajectory:
     video = np.clip(np.rint(video), 0, 255).astype(np.uint8)
     video[0], video[-1] = first, last  # exact endpoints whatever the rounding
     return video
+
+
+def target_frame_indices(trajectory: str, frames: int) -> tuple[int, ...]:
+    """The frames that `trajectory` draws exactly as the target whatever the two frames are (always the last one)."""
+    first, last = np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 255, np.uint8)  # 16 px: every tile is drawn
+    video = make_video(first, last, frames, trajectory)
+    return tuple(i for i in range(len(video)) if np.array_equal(video[i], last))

@@ -28,6 +28,7 @@ cell rank16 --set lora.rank=16 --set lora.alpha=16
 cell leave-one-out --set selection.rule=leave-one-out
 cell views8 --set augment.views=8
 cell no-early-stop --set train.early_stop=false
+cell readout --set sample.readout=target-frames   # the mean of the frames drawn as the target, not the last
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done  # a failed cell stops the script here (set -e)
 python3 - "$out" <<'PY'
 import json, sys

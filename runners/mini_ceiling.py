@@ -1,6 +1,6 @@
 """Where the mini's limit lies (README: the pretrained mini backbone): two measurements that need no LoRA selection.
 
-    python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000]
+    python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000] [--set KEY=VALUE]
 
 1. Copy: the backbone without an adapter generates from random grids of one side (density 0.6); how often frame 2,
    which in a `discrete` video still shows the input, decodes back to that input exactly.
@@ -10,7 +10,7 @@
    128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
 
 Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
-made with another --backbone or --steps.
+made with another --backbone, --steps or --set.
 """
 
 import argparse
@@ -23,12 +23,14 @@ from tqdm.auto import tqdm
 
 from arcvdm import codec
 from arcvdm.backbones import load_backbone
+from arcvdm.cli.run import parse_set
 from arcvdm.config import load_config
+from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json, read_json
 from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
-from arcvdm.sample import generate, last_frames
+from arcvdm.sample import generate, predicted_frames
 from arcvdm.scoring import cell_accuracy
 from arcvdm.tasks import Grid
 from arcvdm.train import LoraTrainer
@@ -71,7 +73,7 @@ def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
     for step in [0, *steps]:
         trainer.train(step - done, progress=False)
         done = step
-        frames = last_frames(backbone, first_frames, config)
+        frames = predicted_frames(backbone, first_frames, config)
         result[str(step)] = {"fresh": exact_and_cells(frames[:TEST_PAIRS], held_out, plan),
                              "trained": exact_and_cells(frames[TEST_PAIRS:], seen, plan),
                              "seconds": round(time.monotonic() - start)}
@@ -84,17 +86,24 @@ def main() -> None:
     parser.add_argument("--backbone", default="mini", help="a registered name or a save_pretrained folder")
     parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE), help="comma-separated; default: every family")
     parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a field of the mini preset, as in arcvdm run (repeatable), e.g. sample.readout=target-frames")
     args = parser.parse_args()
     families, steps = args.families.split(","), sorted({int(s) for s in args.steps.split(",")})
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         sys.exit(f"--families: unknown {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     path = args.out / "ceiling.json"
-    settings = {"backbone": args.backbone, "steps": steps}
+    try:
+        overrides = parse_set(args.set)
+        config = load_config("mini", overrides)
+    except ArcvdmError as e:
+        sys.exit(str(e))
+    settings = {"backbone": args.backbone, "steps": steps, **({"set": overrides} if overrides else {})}
     results = read_json(path) if path.exists() else {"settings": settings}
     if results.get("settings") != settings:
         sys.exit(f"{path}: made with {results.get('settings')}, not {settings}: use a new OUT")
-    backbone, config = load_backbone(args.backbone, "cpu", "float32"), load_config("mini")
+    backbone = load_backbone(args.backbone, "cpu", "float32")
     if "copy" not in results:
         results["copy"] = copy_fidelity(backbone, config)
         atomic_write_json(path, results)

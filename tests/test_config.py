@@ -12,6 +12,13 @@ def test_every_preset_loads_and_overrides_apply():
     assert load_config("smoke", {"train.steps": 7, "sample.seed": None}).train.steps == 7
 
 
+def test_mini_aug_is_the_mini_preset_plus_the_beyond_paper_methods():
+    mini, aug = load_config("mini"), load_config("mini-aug")
+    assert aug.sample.readout == "target-frames" and mini.sample.readout == "last" == load_config("arcvdm-aug").sample.readout
+    assert aug.sample.model_copy(update={"readout": "last"}) == mini.sample  # DDIM, 10 steps kept
+    assert (aug.augment.views, aug.selection.rule, aug.train, aug.lora) == (8, "leave-one-out", mini.train, mini.lora)
+
+
 @pytest.mark.parametrize("key", ["augment.views", "train.eval_every", "selection.attempts", "sample.batch_size"])
 def test_counts_below_one_fail_at_load_not_inside_every_problem(key):
     with pytest.raises(ArcvdmError, match=f"{key}: Input should be greater than or equal to 1"):

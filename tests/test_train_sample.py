@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from arcvdm.backbones import load_backbone
 from arcvdm.config import load_config
-from arcvdm.sample import generate, last_frames
+from arcvdm.sample import generate, predicted_frames, read_out
 from arcvdm.errors import ArcvdmError
 from arcvdm.train import ADAPTER_FILE, LoraTrainer
 
@@ -145,8 +145,28 @@ def test_train_then_sample_shapes_range_and_determinism(setup, config):
     assert out.shape == (3, 9, SIZE, SIZE, 3) and out.dtype == np.uint8
     assert np.array_equal(out, generate(backbone, first, config, seed=7))
     assert not np.array_equal(out, generate(backbone, first, config, seed=8))
-    assert np.array_equal(last_frames(backbone, first, config, seed=7), out[:, -1])
+    assert np.array_equal(predicted_frames(backbone, first, config, seed=7), out[:, -1])
+    held = config.model_copy(update={"sample": config.sample.model_copy(update={"readout": "target-frames"})})
+    assert backbone.temporal_compression == 4  # discrete, 9 frames: 4-8 show the target, 5-8 decode from the last latent
+    mean = np.round(out[:, 5:].astype(np.float32).mean(axis=1)).astype(np.uint8)
+    assert np.array_equal(predicted_frames(backbone, first, held, seed=7), mean) and not np.array_equal(mean, out[:, -1])
     assert np.abs(out[:2].astype(int) - base).max() > 0  # the adapter changed the model
+
+
+@pytest.mark.parametrize("trajectory, frames, compression, averaged", [
+    ("discrete", 9, 4, [5, 6, 7, 8]),  # 4-8 show the target; 4 decodes from the latent of frames 1-4
+    ("discrete", 17, 8, list(range(9, 17))),  # an x8 temporal VAE (LTX-Video)
+    ("discrete", 9, 8, [4, 5, 6, 7, 8]),  # one latent holds frames 1-8: every target frame
+    ("linear", 9, 4, [8]),
+    ("tiles", 9, 4, [8]),
+])
+def test_target_frames_readout_averages_the_last_latents_target_frames(trajectory, frames, compression, averaged):
+    videos = np.random.default_rng(0).integers(0, 256, (2, frames, 4, 4, 3), dtype=np.uint8)
+    config = load_config("smoke", {"video.trajectory": trajectory, "video.frames": frames})
+    assert np.array_equal(read_out(videos, config, compression), videos[:, -1])  # the paper's readout
+    config = load_config("smoke", {"video.trajectory": trajectory, "video.frames": frames, "sample.readout": "target-frames"})
+    expected = np.round(videos[:, averaged].astype(np.float32).mean(axis=1)).astype(np.uint8)
+    assert np.array_equal(read_out(videos, config, compression), expected)
 
 
 def test_saved_adapter_loads_into_a_stock_pipeline(setup, config, tmp_path):

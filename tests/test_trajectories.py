@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from arcvdm.errors import ArcvdmError, UnknownNameError
-from arcvdm.trajectories import TRAJECTORIES, make_video
+from arcvdm.trajectories import TRAJECTORIES, make_video, target_frame_indices
 
 rng = np.random.default_rng(0)
 FIRST = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
@@ -55,3 +55,12 @@ def test_tiles_reveal_floor_k_over_f_minus_1_times_16_tiles_in_a_seeded_order():
     assert np.array_equal(video, same) and not np.array_equal(video, other)
     # Tiles only ever get added.
     assert all(((video[k + 1] >= video[k]).all()) for k in range(8))
+
+
+@pytest.mark.parametrize("name", ["linear", "quadratic", "square-root", "discrete", "tiles"])
+@pytest.mark.parametrize("frames", [9, 17])
+def test_target_frames_are_the_frames_drawn_as_the_target(name, frames):
+    video = make_video(FIRST, LAST, frames, name, seed=5)
+    drawn = tuple(i for i in range(frames) if np.array_equal(video[i], LAST))
+    assert target_frame_indices(name, frames) == drawn
+    assert drawn == (tuple(range(frames // 2, frames)) if name == "discrete" else (frames - 1,))

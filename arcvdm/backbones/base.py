@@ -84,6 +84,11 @@ class Backbone(abc.ABC):
     def transformer(self):
         return self.pipe.transformer
 
+    @property
+    def temporal_compression(self) -> int:
+        """Frames per latent frame after the first: the last this many frames of a video decode from its last latent."""
+        return self.pipe.vae_scale_factor_temporal
+
     # --- shapes, names, loading ---------------------------------------------------------------------------------
 
     @classmethod

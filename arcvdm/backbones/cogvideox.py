@@ -123,7 +123,7 @@ class CogVideoXBackbone(Backbone):
 
     def latent_frames(self, frames: int) -> tuple[int, int]:
         """(latent frames, padded latent frames): 9 frames -> 3 latents, padded to 4 for the temporal patch of 2."""
-        n = (frames - 1) // self.pipe.vae_scale_factor_temporal + 1
+        n = (frames - 1) // self.temporal_compression + 1
         p_t = self.transformer.config.patch_size_t or 1
         return n, n + (-n) % p_t
 

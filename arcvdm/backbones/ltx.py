@@ -119,13 +119,17 @@ class LTXBackbone(Backbone):
 
     # --- shapes ----------------------------------------------------------------------------------------------------
 
+    @property
+    def temporal_compression(self) -> int:
+        return self.pipe.vae_temporal_compression_ratio
+
     def latent_size(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(latent frames, height, width): 9 x 480 x 704 -> 2 x 15 x 22."""
-        s, t = self.pipe.vae_spatial_compression_ratio, self.pipe.vae_temporal_compression_ratio
+        s, t = self.pipe.vae_spatial_compression_ratio, self.temporal_compression
         return (frames - 1) // t + 1, height // s, width // s
 
     def rope_interpolation_scale(self) -> tuple[float, float, float]:
-        s, t = self.pipe.vae_spatial_compression_ratio, self.pipe.vae_temporal_compression_ratio
+        s, t = self.pipe.vae_spatial_compression_ratio, self.temporal_compression
         return t / FRAME_RATE, s, s
 
     def pack(self, latents: torch.Tensor) -> torch.Tensor:

@@ -113,7 +113,7 @@ class WanBackbone(Backbone):
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         s = self.pipe.vae_scale_factor_spatial
-        return (frames - 1) // self.pipe.vae_scale_factor_temporal + 1, height // s, width // s
+        return (frames - 1) // self.temporal_compression + 1, height // s, width // s
 
     def image_tokens(self) -> int:
         config = self.pipe.image_encoder.config

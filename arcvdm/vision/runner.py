@@ -66,7 +66,7 @@ def solve_vision_problem(
     """Train one LoRA on the shots' transition videos; measure the held-out predictions at every checkpoint."""
     from arcvdm.flops import compute_record
     from arcvdm.render import save_gif, save_png
-    from arcvdm.sample import last_frames
+    from arcvdm.sample import predicted_frames
     from arcvdm.train import LoraTrainer
     from arcvdm.trajectories import make_video
 
@@ -87,7 +87,7 @@ def solve_vision_problem(
         losses = trainer.train(step - trainer.step, progress=progress)
         train_s += time.time() - t
         t = time.time()
-        predictions = list(last_frames(backbone, [e.input for e in held_out], config))
+        predictions = list(predicted_frames(backbone, [e.input for e in held_out], config))
         sample_s += time.time() - t
         images = []
         for j, (e, p) in enumerate(zip(held_out, predictions)):
