@@ -69,10 +69,9 @@ def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
     held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
     first_frames = [codec.render(p.input, plan) for p in held_out + seen]
     trainer = LoraTrainer(backbone, videos, config)  # removes the previous family's adapter
-    result, done, start = {}, 0, time.monotonic()
+    result, start = {}, time.monotonic()
     for step in [0, *steps]:
-        trainer.train(step - done, progress=False)
-        done = step
+        trainer.train(step - trainer.step, progress=False)
         frames = predicted_frames(backbone, first_frames, config)
         result[str(step)] = {"fresh": exact_and_cells(frames[:TEST_PAIRS], held_out, plan),
                              "trained": exact_and_cells(frames[TEST_PAIRS:], seen, plan),
