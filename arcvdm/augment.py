@@ -176,3 +176,125 @@ def redraw_placement(plan: CanvasPlan, rng: random.Random, min_scale: float = 0.
     top = rng.randint(0, plan.height - extent(plan.rows + 1, cell))  # + 1: the marker row and column
     left = rng.randint(0, plan.width - extent(plan.cols + 1, cell))
     return replace(plan, cell=cell, origin=(top, left))
+
+
+# --- a prompt for each view (augment.view_prompts) -----------------------------------------------------------------
+
+def view_code(transform: Transform, transforms: list[Transform]) -> str:
+    """Two characters naming `transform` among `transforms`: its symmetry index (0-7), then the rank of its colour
+    map among the distinct colour maps of `transforms` (sorted: the identity colours, the smallest, rank 0).
+
+    Two characters, appended without a space, because the mini's text encoder reads 16 tokens and the neutral prompt
+    takes 14 of them (the tiny tokenizer spells a space and every digit as one token each)."""
+    maps = sorted({t.colors for t in transforms})
+    return f"{transform.symmetry}{maps.index(transform.colors)}"
+
+
+def view_prompts(prompt: str, transforms: list[Transform]) -> dict[Transform, str]:
+    """Each view's prompt: the identity keeps `prompt` (a one-view run is the paper's run); any other view gets
+    `prompt` followed by its `view_code`, so a view's rule, conjugated by the view, has a prompt of its own."""
+    return {t: prompt if t.is_identity else f"{prompt}{view_code(t, transforms)}" for t in transforms}
+
+
+# --- views that commute with the task (augment.commuting_views) ----------------------------------------------------
+
+COMMUTES, CONFLICTS, UNKNOWN = "commutes", "conflicts", "unknown"
+
+
+@dataclass(frozen=True)
+class CellRule:
+    """y = colors(symmetry(x)) cell by cell, fitted to every train pair alike (the pairs' own transform).
+
+    `colors[c]` is None for a colour no train input shows; `apply` completes it as the fitted map suggests: when
+    two or more seen non-zero colours all go to one colour (erase, paint), the unseen non-zero ones go there too;
+    otherwise an unseen colour stays itself (a recolouring changes the colours it was shown to change, no other)."""
+
+    symmetry: int
+    colors: tuple[int | None, ...]
+
+    def apply(self, grid: np.ndarray) -> np.ndarray:
+        seen = [m for m in self.colors[1:] if m is not None]
+        default = seen[0] if len(seen) > 1 and len(set(seen)) == 1 else None
+        table = [c if m is None and (c == 0 or default is None) else default if m is None else m
+                 for c, m in enumerate(self.colors)]
+        return np.asarray(table, dtype=np.uint8)[_FORWARD[self.symmetry](grid)]
+
+
+def cell_rules(task: Task) -> list[CellRule]:
+    """Every (symmetry, cell-wise colour function) that maps each train input exactly onto its output."""
+    rules = []
+    for s in range(8):
+        colors: list[int | None] = [None] * 10
+        for p in task.train:
+            moved = _FORWARD[s](p.input.array)
+            if moved.shape != p.output.array.shape:
+                break
+            for c, d in {(int(a), int(b)) for a, b in zip(moved.ravel(), p.output.array.ravel())}:
+                if colors[c] not in (None, d):
+                    break
+                colors[c] = d
+            else:
+                continue
+            break
+        else:
+            rules.append(CellRule(s, tuple(colors)))
+    return rules
+
+
+def commutation(task: Task, view: Transform) -> str:
+    """Whether `view` commutes with the task's rule f (f(v(x)) == v(f(x))), as far as the train pairs tell.
+
+    Two kinds of evidence, tried in order:
+    1. The pairs are explained by cell rules (`cell_rules`: one symmetry and one cell-wise colour function for every
+       pair, e.g. flip-h, recolour 1 -> 2, erase): the view commutes when, for every explaining rule g and every
+       train pair, v(y) == g(v(x)); it conflicts otherwise.
+    2. Otherwise f is known on the train inputs only: a pair whose view v(x_i) is the train input x_j tells
+       v(y_i) == y_j or not. Any such mismatch: conflicts; every pair matched: commutes.
+    Anything else is unknown (gravity, fill-border, majority colour on the samples: f is not known where it would
+    have to be evaluated)."""
+    pairs = [(p.input.array, p.output.array) for p in task.train]
+    rules = cell_rules(task)
+    if rules:
+        ok = all(np.array_equal(view.apply(y), g.apply(view.apply(x))) for g in rules for x, y in pairs)
+        return COMMUTES if ok else CONFLICTS
+    matched = 0
+    for x, y in pairs:
+        vx, vy = view.apply(x), view.apply(y)
+        for x2, y2 in pairs:
+            if np.array_equal(vx, x2):
+                if not np.array_equal(vy, y2):
+                    return CONFLICTS
+                matched += 1
+                break
+    return COMMUTES if matched == len(pairs) else UNKNOWN
+
+
+def commuting_views(task: Task, transforms: list[Transform]) -> list[Transform]:
+    """`transforms` less the views the train pairs do not show to commute with the task (the identity always stays)."""
+    return [t for t in transforms if t.is_identity or commutation(task, t) == COMMUTES]
+
+
+# --- the same views on pictures (the vision suite) ------------------------------------------------------------------
+
+_PICTURE_FORWARD: tuple[Callable[[np.ndarray], np.ndarray], ...] = (  # SYMMETRIES on [H, W, C], as _FORWARD on grids
+    lambda a: a,
+    lambda a: np.rot90(a, 1),
+    lambda a: np.rot90(a, 2),
+    lambda a: np.rot90(a, 3),
+    lambda a: a[:, ::-1],
+    lambda a: a[::-1],
+    lambda a: np.swapaxes(a, 0, 1),
+    lambda a: np.swapaxes(np.rot90(a, 2), 0, 1),
+)
+SWAPS_SIDES = frozenset({1, 3, 6, 7})  # rot90, rot270, transpose, anti-transpose turn H x W into W x H
+
+
+def picture_view(picture: np.ndarray, symmetry: int, inverse: bool = False) -> np.ndarray:
+    """An [H, W, C] picture under `SYMMETRIES[symmetry]` (or its inverse), contiguous."""
+    return np.ascontiguousarray(_PICTURE_FORWARD[INVERSE_SYMMETRY[symmetry] if inverse else symmetry](picture))
+
+
+def picture_symmetries(n_symmetries: int, seed: int, height: int, width: int) -> list[int]:
+    """The symmetries `sample_transforms` draws (identity first), less those that would turn a non-square frame."""
+    drawn = [t.symmetry for t in sample_transforms(n_symmetries, 1, seed)]
+    return drawn if height == width else [s for s in drawn if s not in SWAPS_SIDES]

@@ -1,9 +1,13 @@
-"""Grid <-> RGB frame codec: the official ARC palette on a black canvas with 2-px grey grid lines, two layouts.
+"""Grid <-> RGB frame codec: the official ARC palette on a black canvas with 2-px grey grid lines, three layouts.
 
 `centered` (the paper's): each grid centred on the canvas; decoding needs the output shape.
 `anchored` (size-free): every grid starts at the same top-left origin with the same cell size, and a reserved
 white marker fills the cells one column right of and one row below the grid, so the decoder reads the size
 from the frame alone.
+`token-aligned` (beyond the paper): centred on the backbone's token grid (`Backbone.token_size`: VAE spatial
+factor x transformer patch, given here as a number of pixels), every cell pitch (cell + line) a whole number of
+tokens, so each token holds one cell: its colour framed by 1 px of line on each side (two neighbours' halves make
+the 2-px line between cells). Decoding needs the output shape, as in `centered`.
 
 The cell size comes only from what a solver may see (`Task.visible_grids()`): the largest that fits every
 visible grid, capped at 50 px. A grid that does not fit at that size (a test output larger than anything
@@ -15,16 +19,18 @@ keeps room for a 30x30 output on any canvas that can draw one: 192x192 and up, `
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, NamedTuple, Sequence
 
 import numpy as np
 
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import MAX_SIDE, Grid, Task
 
-Layout = Literal["centered", "anchored"]
-LAYOUTS: tuple[str, ...] = ("centered", "anchored")
+Layout = Literal["centered", "anchored", "token-aligned"]
+LAYOUTS: tuple[str, ...] = ("centered", "anchored", "token-aligned")
+SHAPE_GIVEN: tuple[str, ...] = ("centered", "token-aligned")  # layouts whose decoding is given the output shape
 
 PALETTE = np.array(
     [
@@ -68,12 +74,16 @@ class CanvasPlan:
     rows: int  # the largest visible grid's rows and columns the cell size was chosen for
     cols: int
     origin: tuple[int, int] | None = None
+    token: int | None = None  # token-aligned: the backbone's token side in pixels
+    limit: CanvasLimit | None = None  # the backbone's largest canvas: size advice stays within it
 
     def cell_for(self, shape: tuple[int, int]) -> int:
         """The cell size a grid of `shape` is drawn with: the plan's, or smaller if the grid would not fit."""
         r, c = shape
         if self.layout == "centered":
             fit = _fit(r, c, self.height, self.width)
+        elif self.layout == "token-aligned":
+            fit = _token_fit(r, c, self.height, self.width, self.token)  # type: ignore[arg-type]
         else:
             top, left = self.origin  # type: ignore[misc]
             fit = _fit(r + 1, c + 1, self.height - top, self.width - left)
@@ -83,15 +93,21 @@ class CanvasPlan:
         """(top, left, cell) of the block holding a grid of `shape`; raises if it cannot fit."""
         cell = self.cell_for(shape)
         if cell < MIN_CELL:
-            need_h, need_w = smallest_canvas(shape, self.layout)
             raise ArcvdmError(
                 f"a {shape[0]}x{shape[1]} grid does not fit a {self.height}x{self.width} {self.layout} canvas "
-                f"(cells would be {cell} px, at least {MIN_CELL} needed): use --height {max(need_h, self.height)} "
-                f"--width {max(need_w, self.width)} or larger"
+                f"({_need(self.layout, self.token, cell)}): "
+                f"{fit_advice(shape, self.layout, self.height, self.width, self.token, self.limit)}"
             )
         if self.layout == "anchored":
             return (*self.origin, cell)  # type: ignore[return-value]
         rows, cols = shape
+        if self.layout == "token-aligned":
+            # Whole tokens either side of the grid; the block's outer lines start 1 px before its first token
+            # (that pixel is not drawn), so every line between cells straddles a token boundary.
+            t, pitch = self.token, cell + LINE_PX
+            top = (self.height // t - rows * pitch // t) // 2 * t  # type: ignore[operator]
+            left = (self.width // t - cols * pitch // t) // 2 * t  # type: ignore[operator]
+            return top - LINE_PX // 2, left - LINE_PX // 2, cell
         return (self.height - extent(rows, cell)) // 2, (self.width - extent(cols, cell)) // 2, cell
 
 
@@ -113,27 +129,54 @@ def _fit(rows: int, cols: int, height: int, width: int) -> int:
     return min((height - LINE_PX * (rows + 1)) // rows, (width - LINE_PX * (cols + 1)) // cols, MAX_CELL)
 
 
+def _token_fit(rows: int, cols: int, height: int, width: int, token: int) -> int:
+    """The largest cell whose pitch (cell + line) is a whole number of tokens and fits the canvas, cap MAX_CELL;
+    below MIN_CELL when even the smallest such pitch does not fit."""
+    tokens = min(height // token // rows, width // token // cols, max(1, (MAX_CELL + LINE_PX) // token))
+    smallest = -(-(MIN_CELL + LINE_PX) // token)  # tokens per cell a side that leave a MIN_CELL interior
+    return tokens * token - LINE_PX if tokens >= smallest else 0
+
+
+def _need(layout: str, token: int | None, cell: int | None = None) -> str:
+    """What a grid's cells need, for the error that says they do not get it."""
+    if layout == "token-aligned":
+        return f"a whole number of {token}-px tokens per cell, with a {MIN_CELL}-px interior"
+    return f"cells of at least {MIN_CELL} px" if cell is None else f"cells would be {cell} px, at least {MIN_CELL} needed"
+
+
+def _check_token(token: int | None, layout: str) -> None:
+    if layout == "token-aligned" and (not isinstance(token, (int, np.integer)) or isinstance(token, bool) or token < 1):
+        raise ArcvdmError(f"the token-aligned layout needs the backbone's token size in pixels (VAE spatial factor x "
+                          f"patch, Backbone.token_size), got {token!r}")
+
+
 def _check_canvas(height: int, width: int) -> None:
     if height <= 0 or width <= 0 or height % 16 or width % 16:
         raise ArcvdmError(f"canvas {height}x{width}: height and width must be positive multiples of 16")
 
 
-def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centered", height: int = 480, width: int = 480) -> CanvasPlan:
-    """One cell size for all `grids`: the largest that fits each of them (anchored: with its marker), cap 50 px."""
+def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centered", height: int = 480, width: int = 480,
+                   token: int | None = None, limit: CanvasLimit | None = None) -> CanvasPlan:
+    """One cell size for all `grids`: the largest that fits each of them (anchored: with its marker;
+    token-aligned: a pitch of whole `token`-px tokens), cap 50 px. `limit`: the backbone's largest canvas, which
+    the advice for grids that do not fit stays within."""
     if layout not in LAYOUTS:
         raise ArcvdmError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     _check_canvas(height, width)
+    _check_token(token, layout)
     shapes = [np.shape(g.array if isinstance(g, Grid) else g) for g in grids]
     if not shapes:
         raise ArcvdmError("cannot plan a canvas for no grids: a task needs at least one visible grid")
     rows, cols = max(s[0] for s in shapes), max(s[1] for s in shapes)
     extra = 1 if layout == "anchored" else 0  # room for the marker row and column
-    cell = _fit(rows + extra, cols + extra, height, width)
+    if layout == "token-aligned":
+        cell = _token_fit(rows, cols, height, width, token)  # type: ignore[arg-type]
+    else:
+        cell = _fit(rows + extra, cols + extra, height, width)
     if cell < MIN_CELL:
-        need_h, need_w = smallest_canvas((rows, cols), layout)
         raise ArcvdmError(
-            f"{rows}x{cols} grids need cells of at least {MIN_CELL} px, which a {height}x{width} canvas cannot give: "
-            f"use --height {max(need_h, height)} --width {max(need_w, width)} or larger"
+            f"{rows}x{cols} grids need {_need(layout, token)}, which a {height}x{width} canvas cannot give: "
+            f"{fit_advice((rows, cols), layout, height, width, token, limit)}"
         )
     origin = None
     if layout == "anchored":
@@ -145,19 +188,58 @@ def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centere
             max(0, min((height - extent(rows + 1, cell)) // 2, height - room)),
             max(0, min((width - extent(cols + 1, cell)) // 2, width - room)),
         )
-    return CanvasPlan(layout, height, width, cell, rows, cols, origin)
+    return CanvasPlan(layout, height, width, cell, rows, cols, origin, token if layout == "token-aligned" else None,
+                      limit)
 
 
-def smallest_canvas(shape: tuple[int, int], layout: Layout = "centered") -> tuple[int, int]:
+def smallest_canvas(shape: tuple[int, int], layout: Layout = "centered", token: int | None = None) -> tuple[int, int]:
     """The smallest (height, width), multiples of 16, that draw a grid of `shape` (anchored: with its marker)
-    with cells of at least MIN_CELL px. (192, 192) draws every grid up to 30x30 in both layouts."""
+    with cells of at least MIN_CELL px. (192, 192) draws every grid up to 30x30 in centered and anchored;
+    token-aligned needs whole tokens per cell (30x30 at 16-px tokens: 480x480; at 32 px: 960x960)."""
+    if layout == "token-aligned":
+        _check_token(token, layout)
+        pitch = -(-(MIN_CELL + LINE_PX) // token) * token  # type: ignore[operator]
+        step = math.lcm(16, token)  # type: ignore[arg-type]
+        return tuple(-(-n * pitch // step) * step for n in shape)  # type: ignore[return-value]
     extra = 1 if layout == "anchored" else 0
     return tuple(-(-extent(n + extra, MIN_CELL) // 16) * 16 for n in shape)  # type: ignore[return-value]
 
 
-def plan_for_task(task: Task, layout: Layout = "centered", height: int = 480, width: int = 480) -> CanvasPlan:
+class CanvasLimit(NamedTuple):
+    """The largest canvas a backbone draws (`arcvdm.backbones.largest_canvas`), named in the advice."""
+
+    height: int
+    width: int
+    backbone: str
+
+
+def fit_advice(shape: tuple[int, int], layout: Layout, height: int, width: int, token: int | None = None,
+               limit: CanvasLimit | None = None) -> str:
+    """The fix for grids of `shape` that do not fit: a canvas large enough, within `limit` when one is given; past
+    it, another layout that fits the largest canvas, or else that the task cannot run on this backbone."""
+    need = smallest_canvas(shape, layout, token)
+    size = f"--height {max(need[0], height)} --width {max(need[1], width)}"
+    if limit is None:
+        return f"use {size} or larger"
+    accepts = f"backbone {limit.backbone!r} accepts canvases up to {limit.height}x{limit.width}"
+    grids = f"{shape[0]}x{shape[1]} grids"
+    if need[0] <= limit.height and need[1] <= limit.width:
+        return f"use {size} ({accepts})"
+    for other in LAYOUTS:
+        if other == layout or (other == "token-aligned" and token is None):
+            continue
+        need = smallest_canvas(shape, other, token)  # type: ignore[arg-type]
+        if need[0] <= limit.height and need[1] <= limit.width:
+            larger = f" --height {max(need[0], height)} --width {max(need[1], width)}" \
+                if need[0] > height or need[1] > width else ""
+            return f"use --layout {other}{larger} ({accepts}, too small for {grids} in the {layout} layout)"
+    return f"{accepts}, too small for {grids} in any layout: this task does not fit this backbone"
+
+
+def plan_for_task(task: Task, layout: Layout = "centered", height: int = 480, width: int = 480,
+                  token: int | None = None) -> CanvasPlan:
     """The plan over what a solver may see (train pairs and test inputs): never the test outputs."""
-    return plan_for_grids(task.visible_grids(), layout, height, width)
+    return plan_for_grids(task.visible_grids(), layout, height, width, token)
 
 
 def render(grid: Grid | np.ndarray, plan: CanvasPlan) -> np.ndarray:
@@ -177,6 +259,9 @@ def render(grid: Grid | np.ndarray, plan: CanvasPlan) -> np.ndarray:
     block = _TABLE[woven]
     block = np.repeat(block, _widths(n_rows, cell), axis=0)
     block = np.repeat(block, _widths(n_cols, cell), axis=1)
+    if plan.layout == "token-aligned":  # the outer lines' halves outside the grid's tokens are not drawn
+        half = LINE_PX // 2
+        block, top, left = block[half:-half, half:-half], top + half, left + half
     frame = np.zeros((plan.height, plan.width, 3), dtype=np.uint8)  # black canvas
     frame[top : top + block.shape[0], left : left + block.shape[1]] = block
     return frame
@@ -207,6 +292,9 @@ def cell_colours(frame: np.ndarray, top: int, left: int, cell: int, rows: int, c
     inner = cell - 2 * margin
     step = max(1, -(-inner // SAMPLES))
     y0, x0 = top + LINE_PX, left + LINE_PX
+    short = max(y0 + rows * period - frame.shape[0], x0 + cols * period - frame.shape[1], 0)
+    if short:  # a token-aligned grid at the canvas edge lacks its last line's outer half: pad, never sampled
+        frame = np.pad(frame, ((0, short), (0, short), (0, 0)))
     block = frame[y0 : y0 + rows * period, x0 : x0 + cols * period].reshape(rows, period, cols, period, 3)
     sample = block[:, margin : cell - margin : step, :, margin : cell - margin : step]
     sample = sample.transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
@@ -273,7 +361,8 @@ def _nearest(colours: np.ndarray, refs: np.ndarray) -> np.ndarray:
 
 
 def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = None, color_correction: bool = True) -> Decoded:
-    """Read a grid back from `frame`. `centered` needs `shape`; `anchored` reads it from the marker when None.
+    """Read a grid back from `frame`. `centered` and `token-aligned` need `shape`; `anchored` reads it from the
+    marker when None.
 
     Never raises on a bad frame: the reason is returned instead.
     """
@@ -286,8 +375,8 @@ def decode(frame: np.ndarray, plan: CanvasPlan, shape: tuple[int, int] | None = 
         if len(shape) != 2 or not all(1 <= int(s) <= MAX_SIDE for s in shape):
             return Decoded(None, f"output shape {tuple(shape)} is not a valid grid shape (1-{MAX_SIDE} per side)")
         return _decode_known(frame, plan, (int(shape[0]), int(shape[1])), color_correction)
-    if plan.layout == "centered":
-        return Decoded(None, "the centered layout needs the output shape (pass shape, or use the anchored layout)")
+    if plan.layout in SHAPE_GIVEN:
+        return Decoded(None, f"the {plan.layout} layout needs the output shape (pass shape, or use the anchored layout)")
     return _decode_anchored(frame, plan, color_correction)
 
 

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from arcvdm.codec import LINE_PX, PALETTE, CanvasPlan, Layout, decode, plan_for_task, render
+from arcvdm.codec import LINE_PX, PALETTE, SHAPE_GIVEN, CanvasPlan, Layout, decode, plan_for_task, render
 from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Task
 
@@ -73,7 +73,7 @@ class CheckResult:
         self.failures.extend(other.failures)
 
     def summary(self) -> str:
-        return f"{self.grids} grids, {self.exact} exact"
+        return f"{self.grids} grid{'s' if self.grids != 1 else ''}, {self.exact} exact"
 
 
 def labelled_grids(task: Task) -> Iterable[tuple[str, Grid]]:
@@ -85,11 +85,13 @@ def labelled_grids(task: Task) -> Iterable[tuple[str, Grid]]:
                 yield f"{split}[{i}].output", pair.output
 
 
-def check_task(task: Task, layout: Layout, perturbation: Perturbation = Perturbation(), height: int = 480, width: int = 480, seed: int = 0) -> CheckResult:
-    """Render every grid with the task's plan, perturb, decode, compare. Anchored decoding infers the size."""
+def check_task(task: Task, layout: Layout, perturbation: Perturbation = Perturbation(), height: int = 480, width: int = 480,
+               seed: int = 0, token: int | None = None) -> CheckResult:
+    """Render every grid with the task's plan, perturb, decode, compare. Anchored decoding infers the size.
+    `token`: the token size in pixels that the token-aligned layout aligns cells to."""
     result = CheckResult()
     try:
-        plan = plan_for_task(task, layout, height, width)
+        plan = plan_for_task(task, layout, height, width, token)
     except ArcvdmError as e:
         grids = list(labelled_grids(task))
         return CheckResult(len(grids), 0, [{"task": task.id, "pair": where, "reason": str(e)} for where, _ in grids])
@@ -102,7 +104,7 @@ def check_task(task: Task, layout: Layout, perturbation: Perturbation = Perturba
         except ArcvdmError as e:
             result.failures.append({"task": task.id, "pair": where, "reason": f"render: {e}"})
             continue
-        decoded = decode(frame, plan, shape=grid.shape if layout == "centered" else None)
+        decoded = decode(frame, plan, shape=grid.shape if layout in SHAPE_GIVEN else None)
         if decoded.grid == grid:
             result.exact += 1
             continue
@@ -118,18 +120,19 @@ def check_task(task: Task, layout: Layout, perturbation: Perturbation = Perturba
 
 
 def _check_chunk(args: tuple) -> CheckResult:
-    tasks, layout, perturbation, height, width, seed = args
+    tasks, layout, perturbation, height, width, seed, token = args
     total = CheckResult()
     for task in tasks:
-        total.add(check_task(task, layout, perturbation, height, width, seed))
+        total.add(check_task(task, layout, perturbation, height, width, seed, token))
     return total
 
 
-def check_tasks(tasks: list[Task], layout: Layout, perturbation: Perturbation = Perturbation(), height: int = 480, width: int = 480, seed: int = 0, workers: int | None = None) -> CheckResult:
+def check_tasks(tasks: list[Task], layout: Layout, perturbation: Perturbation = Perturbation(), height: int = 480, width: int = 480, seed: int = 0, workers: int | None = None,
+                token: int | None = None) -> CheckResult:
     """`check_task` over many tasks, split across `workers` processes (default: the CPU count)."""
     workers = workers or os.cpu_count() or 1
     chunks = [tasks[i::workers] for i in range(workers)] if workers > 1 and len(tasks) > 8 else [tasks]
-    jobs = [(chunk, layout, perturbation, height, width, seed) for chunk in chunks if chunk]
+    jobs = [(chunk, layout, perturbation, height, width, seed, token) for chunk in chunks if chunk]
     total = CheckResult()
     if len(jobs) == 1:
         total.add(_check_chunk(jobs[0]))

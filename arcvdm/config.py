@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from arcvdm.codec import smallest_canvas
 from arcvdm.errors import ArcvdmError
 from arcvdm.registry import Registry
+from arcvdm.render import MAX_CANVAS_SIDE
 from arcvdm.tasks import MAX_SIDE
 
 # The paper conditions every video on one fixed, task-agnostic prompt; its exact wording was not
@@ -19,20 +20,25 @@ NEUTRAL_PROMPT = "A smooth transition from the first frame to the last frame."
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN or infinity in any number (--lr nan) is refused like a wrong name: every problem would fail on it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's seed range (every problem seeds numpy with train.seed)
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class VideoConfig(_Section):
     frames: int = 9
-    height: int = 480
-    width: int = 480
+    height: int = Field(480, ge=16, le=MAX_CANVAS_SIDE)
+    width: int = Field(480, ge=16, le=MAX_CANVAS_SIDE)
     trajectory: str = "discrete"
 
     @model_validator(mode="after")
     def _check(self) -> "VideoConfig":
         # Settings every problem would fail on fail here, once, before any model or data is loaded.
         # (ArcvdmError is not a ValueError, so pydantic lets it through as the one-line message.)
-        # The backbone family's own shape rule is checked by RunConfig, which knows the backbone.
+        # The backbone's own shape rule is checked by `arcvdm.backbones.check_config`, before any model loads.
         from arcvdm.trajectories import TRAJECTORIES, check_frames
 
         check_frames(self.frames)
@@ -42,24 +48,29 @@ class VideoConfig(_Section):
 
 class LoraConfig(_Section):
     rank: int = Field(64, ge=1)
-    alpha: int = 32
+    alpha: int = Field(32, ge=1)
     # Module sets, mapped to each family's module names by its `lora_modules` (arcvdm/backbones/cogvideox.py, ...):
-    # qkvo-ff = attention plus feed-forward (Wan2.1's recipe), all-linear = every linear layer in the blocks.
-    targets: Literal["qk", "vo", "qkvo", "qkvo-ff", "all-linear"] = "qkvo"
+    # qkvo-ff = attention plus feed-forward (Wan2.1's recipe), block-linear = every linear layer in the blocks,
+    # all-linear = peft's own `all-linear` (every linear layer of the transformer, embeddings and head included).
+    targets: Literal["qk", "vo", "qkvo", "qkvo-ff", "block-linear", "all-linear"] = "qkvo"
 
 
 class TrainConfig(_Section):
     steps: int = Field(1800, ge=1)
     eval_every: int = Field(300, ge=1)
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 1e-3
-    eps: float = 1e-8
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
+    weight_decay: float = Field(1e-3, ge=0)
+    eps: float = Field(1e-8, gt=0)
     batch_size: int = Field(2, ge=1)
-    max_grad_norm: float = 1.0
-    seed: int = 42
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: Seed = 42
     warmup_steps: int = Field(0, ge=0)  # linear learning-rate warm-up; 0 = constant from the first step (the paper)
     gradient_checkpointing: bool = False
+    # Which trainer's objective a family follows where trainers differ (docs/backbones.md); None = the family's
+    # default, resolved by `arcvdm.backbones.check_config`; a family without the choice refuses it there.
+    first_frame: Literal["clean", "finetrainers"] | None = None  # LTX-Video: LTX-Video-Trainer's or finetrainers'
+    sigma_sampling: Literal["shifted-uniform", "logit-normal"] | None = None  # Wan: the sampler's shift or finetrainers'
     early_stop: bool = True  # stop once no later checkpoint can change the attempts
     # torch.compile the transformer (with the LoRA in place) for training and sampling (arcvdm/backbones/base.py
     # `use_compile`). Off: compiling costs minutes per worker, and its gain on a GPU has not been measured yet.
@@ -68,8 +79,8 @@ class TrainConfig(_Section):
 
 class SampleConfig(_Section):
     steps: int = Field(50, ge=1)
-    guidance_scale: float = 1.0  # 1.0 = no classifier-free guidance
-    seed: int = 42
+    guidance_scale: float = Field(1.0, ge=1)  # 1.0 = no classifier-free guidance (diffusers: below 1 is the same)
+    seed: Seed = 42
     batch_size: int = Field(4, ge=1)
     # The sampling scheduler's diffusers class, e.g. CogVideoXDPMScheduler; a family's short name (dpm, ddim, ...)
     # is accepted; None = the family's default. Resolved when the config loads, so config.json records the class.
@@ -82,7 +93,7 @@ class SampleConfig(_Section):
 
 
 class CodecConfig(_Section):
-    layout: Literal["centered", "anchored"] = "centered"
+    layout: Literal["centered", "anchored", "token-aligned"] = "centered"  # token-aligned: arcvdm/codec.py
     color_correction: bool = True
 
 
@@ -102,7 +113,12 @@ class AugmentConfig(_Section):
     # (cell size and origin; the first is the standard plan), encoded once: translation and scale variety
     # across epochs. 1 = the fixed plan. Needs codec.layout=anchored; inference always uses the standard plan.
     placements: int = Field(1, ge=1)
-    seed: int = 0
+    seed: Seed = 0
+    # Each view trains and samples under its own prompt (the prompt + a 2-character view code; the identity keeps
+    # the prompt), so conjugated rules do not share one: arcvdm/augment.py `view_prompts`, docs/augmentation.md.
+    view_prompts: bool = False
+    # Keep only the views the train pairs show to commute with the task (arcvdm/augment.py `commutation`).
+    commuting_views: bool = False
 
 
 class SlurmConfig(_Section):
@@ -110,11 +126,11 @@ class SlurmConfig(_Section):
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    time_min: int = 240
-    gpus_per_node: int = 1
-    cpus_per_task: int = 8
-    mem_gb: int = 64
-    array_parallelism: int = 64
+    time_min: int = Field(240, ge=1)
+    gpus_per_node: int = Field(1, ge=0)
+    cpus_per_task: int = Field(8, ge=1)
+    mem_gb: int = Field(64, ge=1)
+    array_parallelism: int = Field(64, ge=1)
 
 
 class RunConfig(_Section):
@@ -136,21 +152,6 @@ class RunConfig(_Section):
     # backbone; with SLURM, each array task solves this many problems concurrently on its GPU within slurm.time_min
     # (arcvdm/executors.py). Results are a one-worker run's: every problem is seeded from the config alone.
     workers_per_gpu: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _fits_the_backbone_family(self) -> "RunConfig":
-        # Shapes, LoRA targets and the scheduler are the family's to allow: refused here, before any model loads.
-        # A hub id that is not registered has no family until its model_index.json is read; it is checked then.
-        from arcvdm.backbones import family_class, family_of
-
-        family = family_of(self.backbone)
-        if family is not None:
-            backbone = family_class(family)
-            backbone.check_video_shape(self.video.frames, self.video.height, self.video.width)
-            backbone.check_sample_steps(self.sample.steps)
-            backbone.lora_target_modules(self.lora.targets)
-            self.sample.scheduler = backbone.scheduler_class_name(self.sample.scheduler)
-        return self
 
     @model_validator(mode="after")
     def _placements_need_anchored(self) -> "RunConfig":
@@ -192,8 +193,10 @@ AUGMENTED: dict[str, Any] = {
 }
 PRESETS.add("arcvdm-aug", AUGMENTED)
 # The paper's LTX-Video recipe (its Table 3), for ARC and, through `arcvdm vision run --preset paper-ltx`, the
-# vision suite: every linear layer of the blocks at rank 64 / alpha 32, 9x480x704 linear (convex) trajectories,
+# vision suite: "All linear" at rank 64 / alpha 32, 9x480x704 linear (convex) trajectories,
 # batch 16, AdamW 1e-3 (0.9, 0.99) without weight decay at a constant rate, 3000 steps evaluated every 200.
+# Table 3's optimizer flags are finetrainers' (LTX-Video-Trainer calls AdamW with its defaults), so the objective is
+# finetrainers' LTX one and "All linear" is what its `--target_modules all-linear` hands peft (docs/backbones.md).
 # The paper names no guidance scale for LTX-Video (it says none for the other two backbones): we sample with the
 # LTX pipeline's default of 3.
 PAPER_LTX: dict[str, Any] = {
@@ -201,7 +204,7 @@ PAPER_LTX: dict[str, Any] = {
     "video": {"frames": 9, "height": 480, "width": 704, "trajectory": "linear"},
     "lora": {"rank": 64, "alpha": 32, "targets": "all-linear"},
     "train": {"steps": 3000, "eval_every": 200, "lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0,
-              "batch_size": 16, "max_grad_norm": 1.0},
+              "batch_size": 16, "max_grad_norm": 1.0, "first_frame": "finetrainers"},
     "sample": {"guidance_scale": 3.0},
 }
 PRESETS.add("paper-ltx", PAPER_LTX)
@@ -228,13 +231,15 @@ PRESETS.add("mini-aug", {**MINI, **AUGMENTED, "sample": {**MINI["sample"], "read
 # The paper's Wan2.1 recipe (its Table 3), for ARC and, through `arcvdm vision run --preset paper-wan`, the vision
 # suite: LoRA on Q/K/V/O plus feed-forward at rank 128 / alpha 128; 9x480x720 linear transition videos; batch 1;
 # AdamW lr 2e-5, betas (0.9, 0.99), weight decay 1e-4, constant after 1000 linear warm-up steps; 4000 steps
-# evaluated every 1000; no CFG. One forward of the 14B transformer at 9x480x720: 116.1 TFLOP.
+# evaluated every 1000; no CFG. One forward of the 14B transformer at 9x480x720: 116.1 TFLOP. Like paper-ltx, the
+# finetrainers reading: logit-normal sigmas; gradient checkpointing keeps the 14B step within 80 GB
+# (docs/backbones.md, the memory table).
 PAPER_WAN: dict[str, Any] = {
     "backbone": "wan2.1-i2v-14b-480p",
     "video": {"frames": 9, "height": 480, "width": 720, "trajectory": "linear"},
     "lora": {"rank": 128, "alpha": 128, "targets": "qkvo-ff"},
     "train": {"steps": 4000, "eval_every": 1000, "lr": 2e-5, "betas": (0.9, 0.99), "weight_decay": 1e-4,
-              "batch_size": 1, "warmup_steps": 1000},
+              "batch_size": 1, "warmup_steps": 1000, "sigma_sampling": "logit-normal", "gradient_checkpointing": True},
     "sample": {"guidance_scale": 1.0},
 }
 PRESETS.add("paper-wan", PAPER_WAN)

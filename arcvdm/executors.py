@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
-from arcvdm.io import atomic_write_json
+from arcvdm.io import atomic_write_json, safe_name
 from arcvdm.registry import Registry
 from arcvdm.tasks import Task
 
@@ -31,7 +31,13 @@ POLL_S = 1.0
 
 
 def problem_path(out: Path, task_id: str) -> Path:
-    return Path(out) / "problems" / f"{task_id}.json"
+    """problems/<name>.json: the id's safe file name (arcvdm.io.safe_name); the id itself is kept inside."""
+    return Path(out) / "problems" / f"{safe_name(task_id)}.json"
+
+
+def problem_folder(out: Path, task_id: str) -> Path:
+    """problems/<name>/: the problem's pictures."""
+    return Path(out) / "problems" / safe_name(task_id)
 
 
 def failed_record(task_id: str, error: BaseException | str, config: RunConfig, concept: str | None = None) -> dict:
@@ -85,7 +91,7 @@ def solve_and_record(task: Task, config: RunConfig, backbone: Any, out: Path, pr
     """Solve one problem from a clean state and write its JSON atomically; any exception becomes a failed record."""
     from arcvdm.solver import solve_problem
 
-    images = Path(out) / "problems" / task.id
+    images = problem_folder(out, task.id)
     shutil.rmtree(images, ignore_errors=True)  # a redo must not inherit PNGs from an interrupted attempt
     try:
         seed_everything(config.train.seed)
@@ -171,15 +177,57 @@ def run_local(tasks: list[Task], config: RunConfig, out: Path, on_done: OnDone) 
 
     executor = submitit.LocalExecutor(folder=out / "workers")
     jobs = []
-    for i, seen in enumerate(slots):
-        shard = tasks[i :: len(slots)]
-        if not shard:
-            continue
-        # A shard runs its problems one after another: give it the per-problem time limit for each.
-        executor.update_parameters(gpus_per_node=len(seen), visible_gpus=seen,
-                                   timeout_min=config.slurm.time_min * len(shard))
-        jobs.append((executor.submit(solve_tasks, shard, config, str(out)), shard))
+    with starting_workers(out / "workers"):
+        for i, seen in enumerate(slots):
+            shard = tasks[i :: len(slots)]
+            if not shard:
+                continue
+            # A shard runs its problems one after another: give it the per-problem time limit for each.
+            executor.update_parameters(gpus_per_node=len(seen), visible_gpus=seen,
+                                       timeout_min=config.slurm.time_min * len(shard))
+            jobs.append((executor.submit(solve_tasks, shard, config, str(out)), shard))
     _wait(jobs, config, out, on_done)
+
+
+@contextlib.contextmanager
+def worker_threads():
+    """Worker processes started meanwhile get this process's CPU thread count, as chosen by
+    `arcvdm.environment.use_threads` (torch reads OMP_NUM_THREADS when it loads; sbatch exports the environment)."""
+    from arcvdm.environment import THREADS
+
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if THREADS:
+        os.environ["OMP_NUM_THREADS"] = str(THREADS["threads"])
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+
+
+@contextlib.contextmanager
+def starting_workers(folder: Path):
+    """While local worker processes start: `worker_threads`, and their own output goes to `folder`/workers.log, not
+    the terminal. Ctrl-C reaches every process of the terminal: the run prints one line, and each worker's submitit
+    controller a KeyboardInterrupt traceback, which belongs in the log."""
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(folder / "workers.log", "a") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        with worker_threads():
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def solve_together(tasks: list[Task], config: RunConfig, out: str | Path) -> list[str]:
@@ -306,7 +354,8 @@ def _run_array(executor: Any, tasks: list[Task], config: RunConfig, out: Path, o
     n = config.workers_per_gpu
     shards = [tasks[i : i + n] for i in range(0, len(tasks), n)]
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes a refusal's stderr: it is in the error below
+        # submitit echoes a refusal's stderr: it is in the error below
+        with contextlib.redirect_stderr(io.StringIO()), worker_threads():
             jobs = executor.map_array(solve_together, shards, [config] * len(shards), [str(out)] * len(shards))
     except FailedJobError as e:  # sbatch refused the array: nothing was submitted, nothing is lost
         refusal = (str(e).strip().splitlines() or ["no reason given"])[0]

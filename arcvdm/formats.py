@@ -16,7 +16,7 @@ from typing import Any
 
 from arcvdm.errors import ArcvdmError, TaskFormatError
 from arcvdm.io import atomic_write_json, read_json, safe_name
-from arcvdm.tasks import Grid, check_grid
+from arcvdm.tasks import Grid, TaskSet, check_grid
 
 _ATTEMPT_KEY = re.compile(r"^attempt_([1-9][0-9]*)$")
 MAX_ATTEMPTS = 100  # far above any benchmark's k
@@ -209,21 +209,98 @@ def _load_run(path: Path, name: str | None) -> PredictionSet:
     return pset
 
 
-def export_entries(task: TaskPredictions) -> list[dict[str, Any]]:
-    """One task's attempts as arc-agi-benchmarking entries; invalid attempts become null."""
-    return [{f"attempt_{n}": (g.root if g is not None else None) for n, g in enumerate(attempts, 1)} for attempts in task.entries]
+EXPORTED_ATTEMPTS = 2  # Kaggle's ARC Prize format and arc-agi-benchmarking score attempt_1 and attempt_2
+PLACEHOLDER = [[0]]  # the grid written where a set has no (valid) attempt: the formats require a grid
 
 
-def write_kaggle(pset: PredictionSet, out: str | Path) -> Path:
-    """Write a Kaggle-style submission.json (task id → entries). Tasks without predictions are left out."""
-    return atomic_write_json(out, {tid: export_entries(t) for tid, t in sorted(pset.tasks.items()) if not t.unusable})
+@dataclass
+class Export:
+    """What `arcvdm export` writes: per task id, one {"attempt_1": grid, "attempt_2": grid} per test input.
+
+    `placeholders` counts the grids written as PLACEHOLDER; `empty` names the tasks that had no attempt at all
+    (failed, not run, unreadable problem file) and `notes` holds one line per task left out or file unreadable.
+    """
+
+    entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    placeholders: int = 0
+    empty: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def outputs(self) -> int:
+        return sum(len(e) for e in self.entries.values())
+
+    def warning(self) -> str | None:
+        """One line when placeholders were written, else None."""
+        if not self.placeholders:
+            return None
+        in_empty = sum(2 * len(self.entries[t]) for t in self.empty)
+        shown = ", ".join(self.empty[:5]) + (" …" if len(self.empty) > 5 else "")
+        parts = [f"{in_empty} for {len(self.empty)} task{'s' if len(self.empty) != 1 else ''} without attempts ({shown})"] if self.empty else []
+        if self.placeholders > in_empty:
+            parts.append(f"{self.placeholders - in_empty} for missing or invalid attempts")
+        return (f"{self.placeholders} placeholder grid{'s' if self.placeholders != 1 else ''} {PLACEHOLDER} written "
+                f"where the set has no attempt: {'; '.join(parts)}")
 
 
-def write_arc_agi_benchmarking(pset: PredictionSet, out_dir: str | Path) -> list[Path]:
-    """Write one `<task_id>.json` per task, the layout of arc-agi-benchmarking's submissions folders."""
-    out_dir = Path(out_dir)
-    return [
-        atomic_write_json(out_dir / f"{safe_name(tid)}.json", export_entries(t))
-        for tid, t in sorted(pset.tasks.items())
-        if not t.unusable
-    ]
+def build_export(pset: PredictionSet, tasks: TaskSet | None = None) -> Export:
+    """Two attempts per test output for every task to export, PLACEHOLDER where there is none.
+
+    With `tasks` (the dataset), the tasks are the dataset's, or those a run folder selected (config.json "tasks"),
+    in dataset order, each with one entry per test input, whatever the set holds; ids the set has beyond them are
+    skipped with a line. Without it, the tasks are those the set holds (an unreadable file is then skipped: its
+    number of test inputs is unknown). Attempts beyond the second are never exported.
+    """
+    export = Export()
+    if tasks is None:
+        shape = {tid: len(t.entries) for tid, t in sorted(pset.tasks.items()) if not t.unusable}
+    else:
+        selected = None if pset.selected is None else set(pset.selected)
+        shape = {t.id: len(t.test) for t in tasks if selected is None or t.id in selected}
+        others = [tid for tid in [*(pset.selected or []), *pset.records, *pset.tasks] if tid not in shape]
+        for tid in dict.fromkeys(others):
+            if tid in tasks or (pset.tasks.get(tid) and pset.tasks[tid].unusable):
+                continue  # beyond the run's selection, or an unreadable file named by its file name
+            status = (pset.records.get(tid) or {}).get("status")
+            export.notes.append(f"task {tid!r}: not in {tasks.name}, not exported" + (f" ({status})" if status else ""))
+    export.notes += [f"malformed {t.source}: {t.reason()}; " + ("exported as placeholders" if t.task_id in shape else "not exported")
+                     for t in pset.unusable()]
+    for tid, n_tests in shape.items():
+        pred = pset.tasks.get(tid)
+        given = [] if pred is None or pred.unusable else pred.entries
+        if not any(g is not None for attempts in given for g in attempts):
+            export.empty.append(tid)
+        entries = []
+        for j in range(n_tests):
+            attempts = (given[j] if j < len(given) else [])[:EXPORTED_ATTEMPTS]
+            attempts = attempts + [None] * (EXPORTED_ATTEMPTS - len(attempts))
+            export.placeholders += sum(g is None for g in attempts)
+            entries.append({f"attempt_{n}": (g.root if g is not None else PLACEHOLDER) for n, g in enumerate(attempts, 1)})
+        export.entries[tid] = entries
+    return export
+
+
+def write_kaggle(export: Export, out: str | Path) -> Path:
+    """Write a Kaggle submission.json: task id → entries. Ids are JSON keys here, so any id is kept."""
+    return atomic_write_json(out, export.entries)
+
+
+def write_arc_agi_benchmarking(export: Export, out_dir: str | Path) -> list[Path]:
+    """Write one `<task_id>.json` per task (arc-agi-benchmarking's submissions folders), named by io.safe_name.
+
+    An id that cannot be a file name, or that would share one with another on a case-insensitive filesystem, is
+    skipped with a line in `export.notes`; the other files are written.
+    """
+    out_dir, written, names = Path(out_dir), [], {}
+    for tid, entries in export.entries.items():
+        try:
+            name = safe_name(tid)
+        except ArcvdmError as e:
+            export.notes.append(f"{e}; not exported")
+            continue
+        if name.casefold() in names:
+            export.notes.append(f"task id {tid!r} and {names[name.casefold()]!r} would share the file {name}.json "
+                                  "on a case-insensitive filesystem; not exported")
+            continue
+        names[name.casefold()] = tid
+        written.append(atomic_write_json(out_dir / f"{name}.json", entries))
+    return written

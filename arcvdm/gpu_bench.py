@@ -208,7 +208,7 @@ def measure_backbone(name: str, device: str = "cuda", shape: tuple[int, int, int
     """
     import torch
 
-    from arcvdm.backbones import BACKBONES, load_backbone
+    from arcvdm.backbones import BACKBONES, check_config, load_backbone
     from arcvdm.config import load_config
 
     family = BACKBONES.get(name).family
@@ -216,9 +216,9 @@ def measure_backbone(name: str, device: str = "cuda", shape: tuple[int, int, int
         raise ArcvdmError(f"bench gpu: no paper shape for family {family!r} ({name}): add it to PAPER_SHAPES "
                           "in arcvdm/gpu_bench.py")
     frames, height, width = shape or PAPER_SHAPES[family]
-    config = load_config("paper-arc", {"backbone": name, "device": device, "video.frames": frames,
-                                       "video.height": height, "video.width": width,
-                                       "sample.steps": sample_steps, "sample.batch_size": 1, "train.compile": compile})
+    config = check_config(load_config("paper-arc", {
+        "backbone": name, "device": device, "video.frames": frames, "video.height": height, "video.width": width,
+        "sample.steps": sample_steps, "sample.batch_size": 1, "train.compile": compile}))
     record: dict[str, Any] = {"backbone": name, "family": family, "shape": [frames, height, width], "error": None}
     backbone = load_backbone(name, config.device, config.dtype, force=force)
     try:

@@ -8,12 +8,21 @@ import os
 import re
 import secrets
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from arcvdm.errors import ArcvdmError, OutputError
 
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# Characters Windows refuses in file names (and '/' everywhere, ':' on classic macOS).
+_FORBIDDEN = frozenset('/\\:*?"<>|')
+# Device names Windows reserves with any extension: "con.json" cannot be created there.
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\.|$)", re.IGNORECASE)
+# Controls, lone surrogates, line breaks and bidirectional overrides (which make a name print as another one).
+_UNPRINTABLE = frozenset(("Cc", "Cs", "Zl", "Zp"))
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+# A file name holds 255 bytes; the atomic writer's temporary adds 23 to "<name>.json".
+MAX_NAME_BYTES = 200
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -114,10 +123,41 @@ def _json_default(obj: Any) -> Any:
 
 
 def safe_name(name: str, what: str = "task id") -> str:
-    """Return `name` if it can be used as a file name inside a run folder, else raise a clear error."""
-    if not _PLAIN_NAME.match(name) or ".." in name:
-        raise ArcvdmError(
-            f"{what} {name!r} cannot be used as a file name (only letters, digits, '_', '-', '.'; "
-            "no path separators, no '..', no leading dot): rename the task"
-        )
-    return name
+    """The file name (without extension) that `name` is stored under inside a run folder or an export.
+
+    It is `name` in Unicode NFC form, accepted when that is one ordinary path component on Linux, macOS and
+    Windows: letters of any script, digits, spaces and inner dots are fine ('flïp-ü', 'a b', 'x..y'). Raises
+    ArcvdmError naming the rule for an empty name, a path separator or character Windows refuses, a control
+    character, a leading dot ('.', '..', hidden files), a leading or trailing space, a trailing dot, a Windows
+    device name (con, nul, com1...), a name ending in .json or .html (it would clash with the files beside it) or
+    one over MAX_NAME_BYTES. Two names that differ only in case share a file on case-insensitive filesystems:
+    callers that write several names check that (arcvdm/runner.py). The id itself is kept inside the file.
+    """
+    normal = unicodedata.normalize("NFC", name)
+    why = _unsafe_because(normal)
+    if why:
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "…"
+        raise ArcvdmError(f"{what} {shown} cannot be used as a file name ({why}): rename the task")
+    return normal
+
+
+def _unsafe_because(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    bad = next((c for c in name if c in _FORBIDDEN or c in _BIDI or unicodedata.category(c) in _UNPRINTABLE), None)
+    if bad is not None:
+        return f"{bad!r} is not allowed in file names: no path separators, control characters or any of {''.join(sorted(_FORBIDDEN))}"
+    if name.startswith("."):
+        return "a leading dot hides the file, and '.' and '..' name folders"
+    if name != name.strip():
+        return "leading or trailing spaces"
+    if name.endswith("."):
+        return "a trailing dot, which Windows drops"
+    if _RESERVED.match(name):
+        return f"{name.split('.')[0]!r} is a device name on Windows"
+    if name.lower().endswith((".json", ".html")):
+        return "it ends in .json or .html, like the files written beside it"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"{size} bytes in UTF-8, at most {MAX_NAME_BYTES}"
+    return None

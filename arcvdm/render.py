@@ -8,7 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_bytes
+
+# The largest frame side drawn or trained on: 3x the widest video a backbone here is made for (CogVideoX1.5's
+# default 1360x768), and an RGB frame stays under 51 MB. A 100000 px side would need 30 GB per frame.
+MAX_CANVAS_SIDE = 4096
+
+
+def check_canvas(height: int, width: int) -> None:
+    """Refuse a frame size no backbone draws, in one line, before anything is allocated."""
+    if not (1 <= height <= MAX_CANVAS_SIDE and 1 <= width <= MAX_CANVAS_SIDE):
+        raise ArcvdmError(f"--height {height} --width {width}: each side must be 1 to {MAX_CANVAS_SIDE} px (a "
+                          f"{height}x{width} RGB frame is {3 * max(height, 0) * max(width, 0) / 1e9:.3g} GB); "
+                          "the paper draws 480x480 to 480x720")
 
 
 def save_png(frame: np.ndarray, path: str | os.PathLike) -> Path:

@@ -11,6 +11,7 @@ import hashlib
 import re
 import shutil
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from arcvdm.config import RunConfig
 from arcvdm.environment import environment_info
 from arcvdm.errors import ArcvdmError, TaskFormatError
-from arcvdm.executors import executor_for, failed_record, problem_path
+from arcvdm.executors import executor_for, failed_record, problem_folder, problem_path
 from arcvdm.formats import MAX_ATTEMPTS, parse_task_entries
 from arcvdm.io import atomic_write_json, read_json, safe_name, writable_folder
 from arcvdm.scoring import score_task
@@ -62,7 +63,7 @@ class RunSummary:
 class Problem:
     """One entry of the run: a task to solve, or a reason it cannot be (malformed file, unsafe id)."""
 
-    key: str  # the file name under problems/ (the task id) or, for an unsafe id, a sanitised key for the summary
+    key: str  # the task id (its file under problems/ is named by io.safe_name) or, for an unsafe id, a sanitised key
     task_id: str  # the id as the dataset gives it (what scoring matches), even when it cannot be a file name
     task: Task | None = None
     error: str | None = None
@@ -73,8 +74,10 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
                 limit: int | None = None, resume: bool = True, executor: str = "local",
                 data_dir: str | None = None, log=print) -> RunSummary:
     """Solve every selected problem of `spec` into the run folder `out` and return the summary."""
+    from arcvdm.backbones import check_config
     from arcvdm.datasets import DATASETS, load_dataset
 
+    check_config(config)  # the backbone's shape rules, once, before any data or model loads
     execute = executor_for(executor)
     out = Path(out)
     started = time.time()
@@ -100,13 +103,16 @@ def run_dataset(spec: str, config: RunConfig, out: str | Path, tasks: list[str] 
         else:
             # Remove a stale record so that a file present after execution is always this run's result.
             problem_path(out, p.key).unlink(missing_ok=True)
-            shutil.rmtree(out / "problems" / p.key, ignore_errors=True)
+            shutil.rmtree(problem_folder(out, p.key), ignore_errors=True)
             pending.append(p.task)
 
     by_key = {p.key: p for p in problems}
     pending_ids = {t.id for t in pending}
-    if pending:
-        log(f"{len(pending)} to solve, {summary.skipped} already done; executor {executor}; results in {out}")
+    if pending:  # the same total as the bar below: it ticks the done and unusable problems at once
+        unusable = len(problems) - len(pending) - summary.skipped
+        log(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: {len(pending)} to solve, {summary.skipped} "
+            f"already done{f', {unusable} that cannot run (listed at the end)' if unusable else ''}; "
+            f"executor {executor}; results in {out}")
     with _ProgressBar(len(problems)) as bar:
 
         def finished(key: str) -> None:
@@ -140,22 +146,26 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
     """The dataset's tasks and malformed files, filtered by `task_ids` (in dataset order), then the first `limit`."""
     problems = [_problem(t.id, task=t) for t in taskset]
     problems += [_problem(_stem_of(e), error=f"TaskFormatError: {e}") for e in taskset.errors]
-    seen: set[str] = set()
+    # File names compared as case-insensitive filesystems (macOS, Windows) do: the second would overwrite the first.
+    seen: dict[str, str] = {}
     for i, p in enumerate(problems):
-        if p.key in seen:  # two files with one name in different folders: the second would overwrite the first
+        name = safe_name(p.key).casefold()
+        if name in seen:
             where = f" ({p.task.source})" if p.task and p.task.source else ""
+            clash = ("appears twice in the dataset" if seen[name] == p.key else
+                     f"and {seen[name]!r} would share one file name (case and Unicode form do not tell files apart on macOS and Windows)")
             problems[i] = Problem(f"duplicate-{p.key}-{i}", p.task_id, writable=False,
-                                  error=f"ArcvdmError: task id {p.key!r}{where} appears twice in the dataset: rename one")
-        seen.add(p.key)
+                                  error=f"ArcvdmError: task id {p.key!r}{where} {clash}: rename one")
+        seen.setdefault(name, p.key)
     if task_ids:
-        known = {p.key for p in problems}
-        unknown = [i for i in task_ids if i not in known]
+        known = {_nfc(p.key) for p in problems}
+        unknown = [i for i in task_ids if _nfc(i) not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in {taskset.name} ({len(known)} tasks).{hint}")
-        wanted = set(task_ids)
-        problems = [p for p in problems if p.key in wanted]
+            raise ArcvdmError(f"--tasks: {', '.join(unknown)} not in {taskset.name} ({len(known)} task{'s' if len(known) != 1 else ''}).{hint}")
+        wanted = {_nfc(i) for i in task_ids}
+        problems = [p for p in problems if _nfc(p.key) in wanted]
     if limit is not None:
         if limit < 1:
             raise ArcvdmError(f"--limit {limit}: give a positive number of problems")
@@ -165,12 +175,18 @@ def select_problems(taskset: Any, task_ids: list[str] | None, limit: int | None)
 
 def _problem(task_id: str, task: Task | None = None, error: str | None = None) -> Problem:
     try:
-        return Problem(safe_name(task_id), task_id, task=task, error=error)
+        safe_name(task_id)
     except ArcvdmError as e:
         # Never a file name: recorded under a sanitised key in the summary only.
-        plain = re.sub(r"[^A-Za-z0-9_.\-]+", "_", task_id).strip("._") or "task"
-        key = f"unsafe-{plain}-{hashlib.sha1(task_id.encode()).hexdigest()[:8]}"
+        plain = re.sub(r"[^A-Za-z0-9_.\-]+", "_", task_id)[:60].strip("._") or "task"
+        key = f"unsafe-{plain}-{hashlib.sha1(task_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
         return Problem(key, task_id, task=None, error=f"ArcvdmError: {e}", writable=False)
+    return Problem(task_id, task_id, task=task, error=error)
+
+
+def _nfc(task_id: str) -> str:
+    """--tasks matches ids in one Unicode form: a name typed on one system equals the same name from another's files."""
+    return unicodedata.normalize("NFC", task_id)
 
 
 def _stem_of(error: TaskFormatError) -> str:

@@ -25,7 +25,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.augment import Transform, augmented_tasks, redraw_placement, sample_transforms
+from arcvdm.augment import (Transform, augmented_tasks, commuting_views, redraw_placement, sample_transforms,
+                            view_prompts)
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.errors import ArcvdmError
@@ -43,24 +44,29 @@ class Learner(Protocol):
     def train_until(self, step: int, held_out: int | None = None) -> None:
         """Train up to `step` (total); `held_out`: train pair whose videos this chunk leaves out."""
 
-    def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
-        """Last frame [H,W,3] uint8 of the video generated from each first frame; frame n uses seed + n."""
+    def predict(self, first_frames: list[np.ndarray], seed: int, prompts: list[str]) -> list[np.ndarray]:
+        """Last frame [H,W,3] uint8 of the video generated from each first frame under its prompt (one per frame);
+        frame n uses seed + n."""
 
 
 # Builds the learner of one problem from its training videos, grouped by train pair (videos_by_pair[i] is
-# pair i under every training transform and placement, see `training_videos`).
-LearnerFactory = Callable[[list[list[np.ndarray]]], Learner]
+# pair i under every training transform and placement, see `training_videos`), and each video's prompt.
+LearnerFactory = Callable[[list[list[np.ndarray]], list[list[str]]], Learner]
 
 
 class DiffusionLearner:
     """The real learner: a LoRA on `backbone` trained with `arcvdm.train.LoraTrainer`, sampled with `arcvdm.sample`."""
 
-    def __init__(self, backbone: Any, videos_by_pair: list[list[np.ndarray]], config: RunConfig, progress: bool = False):
+    def __init__(self, backbone: Any, videos_by_pair: list[list[np.ndarray]], prompts_by_pair: list[list[str]],
+                 config: RunConfig, progress: bool = False):
         from arcvdm.train import LoraTrainer
 
         # LoraTrainer removes the previous problem's adapter: every problem trains from the frozen base.
         self.backbone, self.config, self.progress = backbone, config, progress
-        self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config, progress)
+        self.trainer = LoraTrainer(backbone, [v for videos in videos_by_pair for v in videos], config, progress,
+                                   prompts=[p for prompts in prompts_by_pair for p in prompts])
+        # The pipeline's denoising bar, on a terminal only (`ProblemBar`).
+        backbone.pipe.set_progress_bar_config(disable=None if progress else True, leave=False, desc="sampling")
         # Videos are encoded once, pair-major; a leave-one-out chunk trains on the rows of the other pairs.
         self.pair_of_row = np.repeat(np.arange(len(videos_by_pair)), [len(v) for v in videos_by_pair])
 
@@ -68,10 +74,10 @@ class DiffusionLearner:
         rows = None if held_out is None else np.flatnonzero(self.pair_of_row != held_out).tolist()
         self.trainer.train(step - self.trainer.step, progress=self.progress, rows=rows)
 
-    def predict(self, first_frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    def predict(self, first_frames: list[np.ndarray], seed: int, prompts: list[str]) -> list[np.ndarray]:
         from arcvdm.sample import predicted_frames
 
-        return list(predicted_frames(self.backbone, first_frames, self.config, seed=seed))
+        return list(predicted_frames(self.backbone, first_frames, self.config, seed=seed, prompts=prompts))
 
 
 def solve_problem(task: Task, config: RunConfig, backbone: Any, out_dir: Path, progress: Any = None,
@@ -86,26 +92,66 @@ def solve_problem(task: Task, config: RunConfig, backbone: Any, out_dir: Path, p
     per_forward = None
     if hasattr(backbone, "forward_flops"):
         per_forward = backbone.forward_flops(config.video.frames, config.video.height, config.video.width)
-    return solve(task, config, make_learner, Path(out_dir), per_forward_flops=per_forward,
-                 device=getattr(backbone, "device", None))
+    with ProblemBar(task.id, schedule_steps(config.train.steps, config.train.eval_every)[-1], bool(progress)) as bar:
+        return solve(task, config, make_learner, Path(out_dir), per_forward_flops=per_forward,
+                     device=getattr(backbone, "device", None), token=getattr(backbone, "token_size", None), bar=bar)
 
 
-def training_transforms(config: RunConfig) -> list[Transform]:
-    return sample_transforms(config.augment.symmetries, config.augment.color_maps, config.augment.seed)
+class ProblemBar:
+    """One line per problem on a terminal, none in logs or tests: training steps done of the schedule, and the phase
+    (encoding, training, sampling a checkpoint). The trainer's step bar and the sampler's denoising bar open below it
+    and vanish when done (leave=False), under the run's bar over problems."""
+
+    def __init__(self, task_id: str, steps: int, enabled: bool = False):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=steps, desc=task_id, unit="step", leave=False, dynamic_ncols=True,
+                        disable=None if enabled else True)  # None: only when stderr is a terminal
+
+    def phase(self, words: str, step: int | None = None) -> None:
+        if step is not None:
+            self.bar.update(step - self.bar.n)
+        self.bar.set_postfix_str(words, refresh=True)
+
+    def __enter__(self) -> "ProblemBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
 
 
-def inference_views(config: RunConfig) -> list[Transform]:
+def training_transforms(config: RunConfig, task: Task | None = None) -> list[Transform]:
+    """The configured views; with `task` and augment.commuting_views, only those its train pairs show to commute."""
+    transforms = sample_transforms(config.augment.symmetries, config.augment.color_maps, config.augment.seed)
+    return commuting_views(task, transforms) if task is not None and config.augment.commuting_views else transforms
+
+
+def prompt_of_view(config: RunConfig) -> Callable[[Transform], str]:
+    """Each view's prompt: its own under augment.view_prompts (codes from every configured view, so a view keeps its
+    prompt whatever the commuting filter drops), else config.prompt."""
+    if not config.augment.view_prompts:
+        return lambda view: config.prompt
+    return view_prompts(config.prompt, training_transforms(config)).__getitem__
+
+
+def inference_views(config: RunConfig, task: Task | None = None) -> list[Transform]:
     """`augment.views` transforms: the training ones in order (identity first), cycled if there are more views
     (a repeated transform still differs by its sampler seed)."""
-    transforms = training_transforms(config)
+    transforms = training_transforms(config, task)
     return [transforms[v % len(transforms)] for v in range(config.augment.views)]
 
 
-def canvas_plan(task: Task, config: RunConfig) -> codec.CanvasPlan:
+def canvas_plan(task: Task, config: RunConfig, token: int | None = None) -> codec.CanvasPlan:
     """One cell size for every grid any transform shows the model (a transpose swaps rows and columns);
-    like `codec.plan_for_task`, from visible grids only. The inference views are training transforms too."""
+    like `codec.plan_for_task`, from visible grids only. The inference views are training transforms too.
+    `token`: the backbone's token size, which the token-aligned layout needs. Size advice for grids that do not fit
+    names only canvases the backbone accepts."""
+    from arcvdm.backbones import largest_canvas
+
     grids = [g for t in augmented_tasks(task, training_transforms(config)) for g in t.visible_grids()]
-    return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width)
+    largest = largest_canvas(config.backbone)
+    limit = codec.CanvasLimit(*largest, config.backbone) if largest else None
+    return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width, token, limit)
 
 
 def placement_plans(plan: codec.CanvasPlan, config: RunConfig) -> list[codec.CanvasPlan]:
@@ -120,48 +166,59 @@ def fits(plan: codec.CanvasPlan, *grids: Grid) -> bool:
     return all(plan.cell_for(g.shape) >= codec.MIN_CELL for g in grids)
 
 
-def training_videos(task: Task, config: RunConfig, transforms: list[Transform],
-                    plan: codec.CanvasPlan) -> list[list[np.ndarray]]:
-    """videos_by_pair[i]: train pair i under each transform, and under each placement (transform-major).
+def video_views(task: Task, config: RunConfig, transforms: list[Transform],
+                plan: codec.CanvasPlan) -> list[list[tuple[int, int]]]:
+    """(transform index, placement index) of each video of `training_videos`, per train pair.
 
     A re-drawn placement keeps every grid its standard plan was made for; a pair it would squeeze below
     the minimum cell size skips that placement instead of failing the problem.
     """
     plans = placement_plans(plan, config)
+    return [[(n, q) for n, t in enumerate(transforms) for q, placed in enumerate(plans)
+             if not q or fits(placed, t.apply(p.input), t.apply(p.output))] for p in task.train]
+
+
+def training_videos(task: Task, config: RunConfig, transforms: list[Transform],
+                    plan: codec.CanvasPlan) -> list[list[np.ndarray]]:
+    """videos_by_pair[i]: train pair i under each transform and placement (transform-major; see `video_views`)."""
+    plans = placement_plans(plan, config)
     videos_by_pair = []
-    for i, p in enumerate(task.train):
+    for i, (p, views) in enumerate(zip(task.train, video_views(task, config, transforms, plan))):
         videos = []
-        for n, t in enumerate(transforms):
-            first, last = t.apply(p.input), t.apply(p.output)
-            for q, placed in enumerate(plans):
-                if q and not fits(placed, first, last):
-                    continue
-                videos.append(make_video(codec.render(first, placed), codec.render(last, placed),
-                                         frames=config.video.frames, trajectory=config.video.trajectory,
-                                         # the `tiles` order differs per video
-                                         seed=config.train.seed + (i * len(transforms) + n) * len(plans) + q))
+        for n, q in views:
+            t, placed = transforms[n], plans[q]
+            videos.append(make_video(codec.render(t.apply(p.input), placed), codec.render(t.apply(p.output), placed),
+                                     frames=config.video.frames, trajectory=config.video.trajectory,
+                                     # the `tiles` order differs per video
+                                     seed=config.train.seed + (i * len(transforms) + n) * len(plans) + q))
         videos_by_pair.append(videos)
     return videos_by_pair
 
 
 def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: Path,
-          per_forward_flops: float | None = None, device: Any = None) -> dict:
+          per_forward_flops: float | None = None, device: Any = None, token: int | None = None,
+          bar: ProblemBar | None = None) -> dict:
     t_start = time.perf_counter()
+    bar = bar or ProblemBar(task.id, 0)
     reset_peak_memory(device)
     layout = config.codec.layout
     unanswered = [j for j, p in enumerate(task.test) if p.output is None]
-    if layout == "centered" and unanswered:  # every attempt would be undecodable: refuse before any training
-        raise ArcvdmError(f"{f'{task.source}: ' if task.source else ''}task {task.id}: test {unanswered[0]} has no output, and the centered "
+    if layout in codec.SHAPE_GIVEN and unanswered:  # every attempt would be undecodable: refuse before any training
+        raise ArcvdmError(f"{f'{task.source}: ' if task.source else ''}task {task.id}: test {unanswered[0]} has no output, and the {layout} "
                           "layout decodes with the output's size: use --layout anchored (size read from the frame), "
                           "or a dataset with answers")
-    transforms = training_transforms(config)
-    views = inference_views(config)
-    plan = canvas_plan(task, config)
+    transforms = training_transforms(config, task)
+    views = inference_views(config, task)
+    plan = canvas_plan(task, config, token)
+    prompt_of = prompt_of_view(config)
 
     videos_by_pair = training_videos(task, config, transforms, plan)
+    prompts_by_pair = [[prompt_of(transforms[n]) for n, _ in vv] for vv in video_views(task, config, transforms, plan)]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_gif(videos_by_pair[0][0], out_dir / "train0.gif")
-    learner = make_learner(videos_by_pair)
+    n_videos = sum(len(v) for v in videos_by_pair)
+    bar.phase(f"encoding {n_videos} training video{'s' if n_videos != 1 else ''}")
+    learner = make_learner(videos_by_pair, prompts_by_pair)
 
     rule = config.selection.rule if len(task.train) > 1 else "paper"  # leave-one-out needs a pair to spare
     k = config.selection.attempts
@@ -169,6 +226,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     train_frames = [codec.render(p.input, plan) for p in task.train]
     test_slots = [(v, j) for v in range(len(views)) for j in range(len(task.test))]
     test_frames = [codec.render(views[v].apply(task.test[j].input), plan) for v, j in test_slots]
+    prompts = [config.prompt] * len(train_frames) + [prompt_of(views[v]) for v, _ in test_slots]
     t_setup = time.perf_counter() - t_start
 
     records: list[dict] = []
@@ -180,19 +238,21 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     for c, step in enumerate(schedule):
         held_out = c % len(task.train) if rule == "leave-one-out" else None
         t0 = time.perf_counter()
+        bar.phase(f"training to step {step}")
         learner.train_until(step, held_out)
         steps_run = step
         t1 = time.perf_counter()
         train_s += t1 - t0
+        bar.phase(f"checkpoint {c + 1} of {len(schedule)}: sampling {len(train_frames) + len(test_frames)} videos", step)
 
         # One batch per checkpoint: every train input once, untransformed (the selection signal), then every
         # test input under every view. Frame n is sampled with seed sample.seed + n (see `Learner.predict`).
-        last = learner.predict(train_frames + test_frames, seed=config.sample.seed)
+        last = learner.predict(train_frames + test_frames, seed=config.sample.seed, prompts=prompts)
         sampler_calls += len(last)
         train_entries = []
         for i, (p, frame) in enumerate(zip(task.train, last)):
             save_png(frame, out_dir / f"step{step}-train{i}.png")
-            grid, error = _decode(frame, plan, p.output.shape if layout == "centered" else None, config)
+            grid, error = _decode(frame, plan, p.output.shape if layout in codec.SHAPE_GIVEN else None, config)
             train_entries.append({"prediction": _rows(grid), "correct": grid == p.output, "error": error})
 
         test_candidates: list[list[Candidate]] = [[] for _ in task.test]
@@ -200,8 +260,8 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         for n, ((v, j), frame) in enumerate(zip(test_slots, last[len(train_frames):]), start=len(train_frames)):
             view, p = views[v], task.test[j]
             save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
-            # centered: the paper's assumption, the size from the ground truth (solve refused tasks without one)
-            shape = view.apply(p.output).shape if layout == "centered" else None
+            # centered, token-aligned: the paper's assumption, the size from the ground truth (solve refused tasks without one)
+            shape = view.apply(p.output).shape if layout in codec.SHAPE_GIVEN else None
             seen_grid, error = _decode(frame, plan, shape, config)
             grid = None if seen_grid is None else view.invert(seen_grid)
             seed = config.sample.seed + n
@@ -255,13 +315,14 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         "concept": task.concept,
         "status": "done",
         "layout": layout,
-        "output_size_from": "ground-truth" if layout == "centered" else "frame",
+        "output_size_from": "ground-truth" if layout in codec.SHAPE_GIVEN else "frame",
         "checkpoints": records,
         "selection": selection_json,
         "attempts": attempts,
         "votes": votes,
         "train_steps_run": steps_run,
         "training_videos": sum(len(v) for v in videos_by_pair),
+        **({"commuting_views": [t.name for t in transforms]} if config.augment.commuting_views else {}),
         "train_steps_fixed": schedule[-1],
         **compute_record(steps_run, sampler_calls, config, per_forward_flops),
         "timings": {"setup_s": round(t_setup, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),

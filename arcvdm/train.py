@@ -11,6 +11,7 @@ family; the objective is the backbone family's own (`backbone.draw_noise` and `b
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,9 @@ from arcvdm.errors import ArcvdmError
 
 ADAPTER = "arcvdm"
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
+# The adapter file's header key naming arcvdm's target set (lora.targets): peft's own config in the header records
+# the module names it wrapped, not which set they came from.
+TARGETS_KEY = "arcvdm_lora_targets"
 ENCODE_BAR_FROM = 8  # show a progress bar when a problem has at least this many videos to encode
 
 
@@ -32,6 +36,7 @@ def check_inputs(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
     frames, height, width = config.video.frames, config.video.height, config.video.width
     backbone.check_video_shape(frames, height, width)
     backbone.lora_target_modules(config.lora.targets)
+    backbone.check_training_choices(config.train.model_copy())  # a hub id's family is known only once loaded
     if not videos:
         raise ArcvdmError("LoraTrainer: no training videos given")
     for i, video in enumerate(videos):
@@ -45,20 +50,24 @@ def check_inputs(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
 class LoraTrainer:
     """One LoRA on `backbone` for one problem. Constructing it removes any previous adapter."""
 
-    def __init__(self, backbone, videos: list[np.ndarray], config: RunConfig, progress: bool = False):
+    def __init__(self, backbone, videos: list[np.ndarray], config: RunConfig, progress: bool = False,
+                 prompts: Sequence[str] | None = None):
         from diffusers.training_utils import cast_training_params
         from peft import LoraConfig
 
         check_inputs(backbone, videos, config)
         self.backbone, self.config = backbone, config
         self.transformer = backbone.transformer
+        backbone.use_training(config.train)  # the family's trainer choices (first frame, sigma sampling)
         # All randomness comes from one CPU generator: the same run on any device draws the same numbers.
         self.generator = torch.Generator().manual_seed(config.train.seed)
         self.step = 0
 
         # 1. Conditioning computed once: the neutral prompt (cached on the backbone) and what the objective needs
-        #    of every video (latents, clean first frames, ...), one video at a time.
-        self.prompt = backbone.prompt_embeds(config.prompt)
+        #    of every video (latents, clean first frames, ...), one video at a time. `prompts`: each video's own
+        #    prompt (augment.view_prompts), each distinct one encoded once; None = config.prompt for every video.
+        self.prompt_texts, self.prompt_of_video = self.index_prompts(prompts, len(videos))
+        self.prompts = [backbone.prompt_embeds(text) for text in self.prompt_texts]
         self.encoded = self.encode_videos(videos, progress)
         self.n_videos = len(videos)
 
@@ -87,6 +96,22 @@ class LoraTrainer:
             self.optimizer, lambda step: min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else 1.0)
         self.rows: tuple[int, ...] = tuple(range(self.n_videos))  # the videos batches are drawn from
         self._order: list[int] = []  # what is left of the current shuffled epoch over `rows`
+
+    def index_prompts(self, prompts: Sequence[str] | None, n: int) -> tuple[list[str], list[int]]:
+        """(the distinct prompts, each video's index into them); refuses prompts the text encoder cannot tell apart
+        (truncated to the same tokens: each view would silently share one embedding)."""
+        if prompts is None:
+            return [self.config.prompt], [0] * n
+        if len(prompts) != n:
+            raise ArcvdmError(f"LoraTrainer: {len(prompts)} prompts for {n} training videos; give one per video")
+        texts = list(dict.fromkeys(prompts))
+        embeds = [self.backbone.prompt_embeds(text)["prompt_embeds"] for text in texts]
+        for i, j in itertools.combinations(range(len(texts)), 2):
+            if torch.equal(embeds[i], embeds[j]):
+                raise ArcvdmError(f"prompts {texts[i]!r} and {texts[j]!r} encode to the same embedding "
+                                  f"({self.backbone.name}'s text encoder truncates them alike): use a shorter `prompt` "
+                                  "or fewer augment.color_maps")
+        return texts, [texts.index(p) for p in prompts]
 
     def encode_videos(self, videos: list[np.ndarray], progress: bool) -> dict[str, torch.Tensor]:
         from tqdm.auto import tqdm
@@ -124,7 +149,15 @@ class LoraTrainer:
 
     def loss(self, indices: torch.Tensor, draw: dict[str, torch.Tensor]) -> torch.Tensor:
         """The backbone family's denoising loss for these videos under this draw."""
-        return self.backbone.loss(self.batch(indices), draw, self.prompt)
+        return self.backbone.loss(self.batch(indices), draw, self.batch_prompt(indices))
+
+    def batch_prompt(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The videos' prompt embeddings: batch 1 when they share one (as every family expands it), else one row per
+        video, which every family's `loss` takes alike."""
+        rows = [self.prompt_of_video[i] for i in indices.tolist()]
+        if len(set(rows)) == 1:
+            return self.prompts[rows[0]]
+        return {key: torch.cat([self.prompts[r][key] for r in rows]) for key in self.prompts[rows[0]]}
 
     def train_step(self, indices: torch.Tensor, draw: dict[str, torch.Tensor]) -> float:
         self.transformer.train()
@@ -162,18 +195,28 @@ class LoraTrainer:
         """Write `pytorch_lora_weights.safetensors` that the stock pipeline of the backbone's family loads with
         `pipe.load_lora_weights(directory)`.
 
-        The adapter metadata carries lora_alpha: without it a reload scales by 1 instead of alpha / rank.
+        The header carries diffusers' adapter metadata (peft's config: lora_alpha, without which a reload scales by
+        1 instead of alpha / rank, and the wrapped modules) as diffusers writes it, plus `TARGETS_KEY`: the
+        lora.targets set they came from.
         """
+        import json
+
+        import safetensors.torch
+        from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
         from peft.utils import get_peft_model_state_dict
 
+        peft_config = {f"transformer.{key}": sorted(value) if isinstance(value, set) else value
+                       for key, value in self.transformer.peft_config[ADAPTER].to_dict().items()}
+        header = {"format": "pt", LORA_ADAPTER_METADATA_KEY: json.dumps(peft_config, indent=2, sort_keys=True),
+                  TARGETS_KEY: self.config.lora.targets}
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory, prefix=".adapter-") as tmp:  # written whole, then renamed
             type(self.backbone.pipe).save_lora_weights(
                 tmp,
                 transformer_lora_layers=get_peft_model_state_dict(self.transformer, adapter_name=ADAPTER),
-                transformer_lora_adapter_metadata=self.transformer.peft_config[ADAPTER].to_dict(),
                 weight_name=ADAPTER_FILE,
+                save_function=lambda weights, path: safetensors.torch.save_file(weights, path, metadata=header),
                 safe_serialization=True,
             )
             os.replace(Path(tmp) / ADAPTER_FILE, directory / ADAPTER_FILE)

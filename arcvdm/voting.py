@@ -1,9 +1,12 @@
-"""Voting over whole decoded grids from several views (transforms, sampler seeds, checkpoints) of one test input."""
+"""Voting over whole decoded grids from several views (transforms, sampler seeds, checkpoints) of one test input,
+and over the mapped-back pictures of one held-out vision item."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from arcvdm.augment import Transform
 from arcvdm.errors import ArcvdmError
@@ -59,3 +62,11 @@ def vote(candidates: list[Candidate], k: int) -> VoteResult:
         for grid, e in ranked
     ]
     return VoteResult(attempts=attempts, counts=counts, undecodable=undecodable)
+
+
+def vote_pictures(pictures: list[np.ndarray]) -> np.ndarray:
+    """One uint8 picture from several views of one held-out item, each already mapped back: the rounded pixel mean
+    (for a white-on-black mask thresholded at mid-grey, the pixel-wise majority). One view: that picture itself."""
+    if len(pictures) == 1:
+        return pictures[0]
+    return np.round(np.mean(np.stack(pictures).astype(np.float32), axis=0)).astype(np.uint8)

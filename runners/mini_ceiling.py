@@ -1,6 +1,10 @@
 """Where the mini's limit lies (README: the pretrained mini backbone): two measurements that need no LoRA selection.
 
     python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000] [--set KEY=VALUE]
+                                       [--copy-sides 3,5,7,9]
+
+The canvas and layout are the preset's (`--set video.height=80 --set video.width=80 --set codec.layout=token-aligned`
+for cells on the backbone's token grid); `--families ''` runs the copy test alone.
 
 1. Copy: the backbone without an adapter generates from random grids of one side (density 0.6); how often frame 2,
    which in a `discrete` video still shows the input, decodes back to that input exactly.
@@ -22,12 +26,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from arcvdm import codec
-from arcvdm.backbones import load_backbone
+from arcvdm.backbones import check_config, largest_canvas, load_backbone
 from arcvdm.cli.run import parse_set
 from arcvdm.config import load_config
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json, read_json
-from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, predicted_frames
@@ -47,14 +50,41 @@ def exact_and_cells(frames, pairs, plan) -> dict:
     return {"exact": sum(c == 1.0 for c in cells), "of": len(pairs), "cells": round(float(np.mean(cells)), 3)}
 
 
-def copy_fidelity(backbone, config) -> dict:
+def canvas_plan(grids, backbone, config) -> codec.CanvasPlan:
+    """The plan of `grids` at the preset's canvas and layout (token-aligned: on the backbone's tokens)."""
+    return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width, backbone.token_size)
+
+
+def within_positions(config, backbone: str):
+    """`config` with its canvas cut to the backbone's position table, for check_config: the part past the table is
+    what `cover_canvas` extends."""
+    largest = largest_canvas(backbone)
+    if largest is None:
+        return config
+    video = config.video.model_copy(update={"height": min(config.video.height, largest[0]),
+                                            "width": min(config.video.width, largest[1])})
+    return config.model_copy(update={"video": video})
+
+
+def cover_canvas(backbone, config) -> None:
+    """CogVideoX1.5 slices its rotary positions from a table of transformer sample_height x sample_width latents;
+    the shipped mini's table is its 64x64 pretraining canvas. A larger canvas (--set video.height=80) extends the
+    table in memory: the positions it held are unchanged (checked: identical embeddings at 64x64)."""
+    table = backbone.transformer.config
+    latent = [side // backbone.spatial_compression for side in (config.video.height, config.video.width)]
+    if "sample_height" in table and (table.sample_height < latent[0] or table.sample_width < latent[1]):
+        backbone.transformer.register_to_config(sample_height=max(table.sample_height, latent[0]),
+                                                sample_width=max(table.sample_width, latent[1]))
+
+
+def copy_fidelity(backbone, config, sides=COPY_SIDES) -> dict:
     rng = stream_rng("mini-ceiling-copy", 0, 0)
     result = {}
-    for side in tqdm(COPY_SIDES, desc="copy"):
+    for side in tqdm(sides, desc="copy"):
         exact = 0
         for _ in range(COPY_GRIDS):
             grid = Grid.from_array(noise_grid(rng, max_side=side, min_side=side, density=0.6))
-            plan = codec.plan_for_grids([grid], "centered", HEIGHT, WIDTH)
+            plan = canvas_plan([grid], backbone, config)
             frame_2 = generate(backbone, [codec.render(grid, plan)], config)[0][2]
             exact += codec.decode(frame_2, plan, grid.shape).grid == grid
         result[f"{side}x{side}"] = {"exact": exact, "of": COPY_GRIDS}
@@ -63,8 +93,8 @@ def copy_fidelity(backbone, config) -> dict:
 
 def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
     pairs = make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
-    plan = codec.plan_for_grids([g.array for p in pairs for g in (p.input, p.output)], "centered", HEIGHT, WIDTH)
-    videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, "discrete", i)
+    plan = canvas_plan([g.array for p in pairs for g in (p.input, p.output)], backbone, config)
+    videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), config.video.frames, "discrete", i)
               for i, p in enumerate(pairs[:TRAIN_PAIRS])]
     held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
     first_frames = [codec.render(p.input, plan) for p in held_out + seen]
@@ -83,12 +113,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--backbone", default="mini", help="a registered name or a save_pretrained folder")
-    parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE), help="comma-separated; default: every family")
+    parser.add_argument("--families", default=",".join(INSIDE + OUTSIDE),
+                        help="comma-separated; default: every family; '' for the copy test alone")
+    parser.add_argument("--copy-sides", default=",".join(map(str, COPY_SIDES)), help="grid sides of the copy test")
     parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a field of the mini preset, as in arcvdm run (repeatable), e.g. sample.readout=target-frames")
     args = parser.parse_args()
-    families, steps = args.families.split(","), sorted({int(s) for s in args.steps.split(",")})
+    families, steps = [f for f in args.families.split(",") if f], sorted({int(s) for s in args.steps.split(",")})
+    sides = tuple(int(s) for s in args.copy_sides.split(","))
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         sys.exit(f"--families: unknown {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
@@ -96,15 +129,18 @@ def main() -> None:
     try:
         overrides = parse_set(args.set)
         config = load_config("mini", overrides)
+        check_config(within_positions(config, args.backbone))
     except ArcvdmError as e:
         sys.exit(str(e))
-    settings = {"backbone": args.backbone, "steps": steps, **({"set": overrides} if overrides else {})}
+    settings = {"backbone": args.backbone, "steps": steps, **({"set": overrides} if overrides else {}),
+                **({"copy_sides": list(sides)} if sides != COPY_SIDES else {})}
     results = read_json(path) if path.exists() else {"settings": settings}
     if results.get("settings") != settings:
         sys.exit(f"{path}: made with {results.get('settings')}, not {settings}: use a new OUT")
     backbone = load_backbone(args.backbone, "cpu", "float32")
+    cover_canvas(backbone, config)
     if "copy" not in results:
-        results["copy"] = copy_fidelity(backbone, config)
+        results["copy"] = copy_fidelity(backbone, config, sides)
         atomic_write_json(path, results)
     print("copy (frame 2 exact):", ", ".join(f"{k} {v['exact']}/{v['of']}" for k, v in results["copy"].items()))
     for family in families:

@@ -16,7 +16,7 @@ import torch
 from diffusers import CogVideoXImageToVideoPipeline
 
 from arcvdm.backbones import BACKBONES
-from arcvdm.pretrain.card import CARD_JSON, CARD_README
+from arcvdm.backbones.mini_card import CARD_JSON, CARD_README
 from arcvdm.pretrain.stages import Pretrainer, Recipe
 
 out = Path(sys.argv[1])

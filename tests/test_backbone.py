@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from arcvdm.backbones import BACKBONES, load_backbone
+from arcvdm.backbones import BACKBONES, check_config, load_backbone
 from arcvdm.config import VideoConfig, load_config
 from arcvdm.device import pick_device, pick_dtype
 from arcvdm.errors import ArcvdmError
@@ -43,7 +43,7 @@ def test_bad_video_shapes_are_refused_up_front(tiny, frames, height, width, mess
     with pytest.raises(ArcvdmError, match=message):
         tiny.check_video_shape(frames, height, width)
     with pytest.raises(ArcvdmError, match=message):  # a config with such a shape does not load
-        load_config("smoke", {"video.frames": frames, "video.height": height, "video.width": width})
+        check_config(load_config("smoke", {"video.frames": frames, "video.height": height, "video.width": width}))
     video = VideoConfig.model_construct(frames=frames, height=height, width=width, trajectory="discrete")
     config = load_config("smoke").model_copy(update={"video": video})  # built by hand, skipping validation
     with pytest.raises(ArcvdmError, match=message):
@@ -52,7 +52,7 @@ def test_bad_video_shapes_are_refused_up_front(tiny, frames, height, width, mess
 
 def test_videos_that_disagree_with_the_config_are_refused(tiny):
     config = load_config("smoke", {"video.height": 32, "video.width": 32})
-    with pytest.raises(ArcvdmError, match="lora.targets: Input should be 'qk', 'vo', 'qkvo', 'qkvo-ff' or 'all-linear'"):
+    with pytest.raises(ArcvdmError, match="lora.targets: Input should be 'qk', 'vo', 'qkvo', 'qkvo-ff', 'block-linear' or 'all-linear'"):
         load_config("smoke", {"lora.targets": "qv"})
     with pytest.raises(ArcvdmError, match="training video 0 is uint8 \\(9, 64, 64, 3\\)"):
         LoraTrainer(tiny, [np.zeros((9, 64, 64, 3), np.uint8)], config)
@@ -97,18 +97,19 @@ def test_forward_flops_grow_with_the_video(tiny):
 
 def test_shape_errors_name_the_nearest_valid_values():
     with pytest.raises(ArcvdmError, match=r"video.frames = 12: CogVideoX1.5 needs F = 8k\+1 .*nearest: 9 or 17"):
-        load_config("smoke", {"video.frames": 12})
+        check_config(load_config("smoke", {"video.frames": 12}))
     with pytest.raises(ArcvdmError, match=r"video.height = 72: .*multiple of 16 \(nearest: 64 or 80\)"):
-        load_config("smoke", {"video.height": 72})
+        check_config(load_config("smoke", {"video.height": 72}))
 
 
 def test_the_scheduler_class_is_resolved_and_recorded_in_the_config(tiny):
-    assert load_config("smoke").sample.scheduler == "CogVideoXDPMScheduler"
-    config = load_config("smoke", {"sample.scheduler": "ddim", "video.height": 32, "video.width": 32, "sample.steps": 2})
+    assert check_config(load_config("smoke")).sample.scheduler == "CogVideoXDPMScheduler"
+    config = check_config(load_config("smoke", {"sample.scheduler": "ddim", "video.height": 32, "video.width": 32,
+                                                "sample.steps": 2}))
     assert config.sample.scheduler == "CogVideoXDDIMScheduler"
     assert "CogVideoXDDIMScheduler" in config.model_dump_json()
     with pytest.raises(ArcvdmError, match="sample.scheduler = 'euler' is not a CogVideoX1.5 scheduler"):
-        load_config("smoke", {"sample.scheduler": "euler"})
+        check_config(load_config("smoke", {"sample.scheduler": "euler"}))
     frame = [np.full((32, 32, 3), 90, np.uint8)]
     ddim = generate(tiny, frame, config, seed=3)
     assert type(tiny.pipe.scheduler).__name__ == "CogVideoXDDIMScheduler"
@@ -133,3 +134,47 @@ def test_a_full_size_random_model_that_does_not_fit_is_refused_before_allocating
     monkeypatch.setattr(memory, "free_bytes", lambda device: 2 * 2**30)  # a 2 GiB machine
     with pytest.raises(ArcvdmError, match=r"weights need 2\d\.\d GiB in float32 but cpu has 2.0 GiB free.*--force"):
         load_backbone("cogvideox1.5-5b-i2v-random", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-ltx", "tiny-wan"])
+def test_encoders_leave_the_training_device_once_their_embeddings_are_cached(name):
+    """The text encoder (and Wan's CLIP image encoder) run on the training device, then go to `park_device`. Here
+    the training device is the CPU, so the test parks on `meta`: the weights really leave it, and the cached
+    embedding is still the one the encoder computed."""
+    from test_train_sample import transition_video
+
+    backbone = load_backbone(name, device="cpu")
+    backbone.park_device = torch.device("meta")
+    ran_on = []
+    for part in ("text_encoder", "image_encoder"):
+        if getattr(backbone.pipe, part, None) is not None:
+            getattr(backbone.pipe, part).register_forward_pre_hook(
+                lambda module, args, part=part: ran_on.append((part, next(module.parameters()).device.type)))
+    prompt = "a prompt no test encoded before"
+    cached = backbone.prompt_embeds(prompt)
+    assert ran_on == [("text_encoder", "cpu")]
+    assert {p.device.type for p in backbone.pipe.text_encoder.parameters()} == {"meta"}
+    torch.testing.assert_close(cached, load_backbone(name, device="cpu").prompt_embeds(prompt))
+    assert {p.device.type for p in backbone.transformer.parameters()} == {"cpu"}  # the rest stays
+    if name == "tiny-wan":
+        frames, size = 5, 32
+        encoded = backbone.encode_videos([transition_video(0, frames, size)], torch.Generator().manual_seed(0))
+        assert ran_on[1:] == [("image_encoder", "cpu")] and encoded["image_embeds"].device.type == "cpu"
+        assert {p.device.type for p in backbone.pipe.image_encoder.parameters()} == {"meta"}
+
+
+def test_activation_memory_is_counted_per_batch_and_shrinks_under_checkpointing():
+    """`arcvdm/backbones/memory.py` counts what the backward pass keeps (the docs' memory table): it grows with the
+    batch, and gradient checkpointing (6 blocks here) keeps only block inputs plus one block's worth."""
+    from peft import LoraConfig
+
+    from arcvdm.backbones.memory import activation_bytes
+
+    backbone = load_backbone("tiny-wan", device="cpu")
+    transformer = backbone.transformer
+    backbone.pipe.transformer = type(transformer).from_config({**transformer.config, "num_layers": 6})  # 6 blocks
+    backbone.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_v"]))
+    one, two = (activation_bytes(backbone, batch, 5, 32, 32) for batch in (1, 2))
+    assert two["plain"] > 1.2 * one["plain"] and two["checkpointed"] > one["checkpointed"]
+    assert 0 < one["checkpointed"] < one["plain"]
+    assert not backbone.transformer.gradient_checkpointing and not backbone.transformer.training  # left as found

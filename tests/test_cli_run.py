@@ -122,3 +122,75 @@ def test_smoke_arc_draws_any_arc_grid_and_the_error_names_the_size_that_works():
     plan_for_grids([[[0] * 14] * 14], "centered", 96, 96)
     with pytest.raises(ArcvdmError, match="use --height 64 --width 192 or larger"):
         plan_for_grids([[[0] * 30]], "centered", 64, 64)  # one row: only the width must grow
+
+
+def test_ctrl_c_with_several_workers_prints_the_clean_line_only(tmp_path, samples_dir):
+    """Ctrl-C reaches every process of the terminal's group: the workers' own tracebacks go to their log."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    run = subprocess.Popen([ARCVDM, "run", str(samples_dir), "--out", str(out), *FAST, "--steps", "50",
+                            "--workers-per-gpu", "2", "--device", "cpu", "--threads", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    # submitit writes each worker's log once its controller process runs and has started the worker
+    while len(list((out / "workers").glob("*_log.err"))) < 2 and run.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert run.poll() is None, run.communicate()[1][-3000:]
+    os.killpg(run.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr[-3000:]
+    assert "interrupted: rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+
+
+def test_the_count_to_solve_adds_up_to_the_bar(tmp_path, samples_dir, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("flip-h", "recolour", "gravity"):
+        shutil.copy(samples_dir / f"{name}.json", data)
+    (data / "broken.json").write_text("{")
+
+    def solve_problem(task, config, backbone, out_dir, progress=None):
+        return {"task_id": task.id, "status": "done", "attempts": [{"attempt_1": p.output.root} for p in task.test]}
+
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", solve_problem)
+    invoke(str(data), "--tasks", "flip-h", "--out", str(tmp_path / "run"), "--preset", "smoke")
+    result = invoke(str(data), "--out", str(tmp_path / "run"), "--preset", "smoke")
+    assert "4 problems: 2 to solve, 1 already done, 1 that cannot run (listed at the end); executor local" in result.output
+    assert "/4 [" in result.output  # the bar below counts the same four
+
+
+def test_a_problem_shows_its_steps_and_checkpoints_on_a_terminal_only(tmp_path, samples_dir):
+    """Through a pseudo-terminal: the problem's own bar names each phase; in a log (no terminal) it is absent."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    command = [ARCVDM, "run", str(samples_dir), "--tasks", "flip-h", "--out", str(tmp_path / "tty"), *FAST, "--threads", "1"]
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # 250 columns: whole bars
+    run = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert run.wait(timeout=120) == 0
+    terminal = b"".join(chunks).decode(errors="replace")
+    for phase in ("flip-h:", "encoding 2 training videos", "training to step 1", "checkpoint 1 of 2: sampling 3 videos",
+                  "checkpoint 2 of 2", "step/s"):
+        assert phase in terminal, terminal[-2000:]
+    logged = subprocess.run(command[:6] + [str(tmp_path / "log")] + command[7:], capture_output=True, text=True)
+    assert logged.returncode == 0 and "training to step" not in logged.stderr and "problems:" in logged.stderr

@@ -5,7 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from arcvdm.codec import LINE, MARKER, MIN_CELL, PALETTE, CanvasPlan, decode, plan_for_grids, plan_for_task, render
+from arcvdm.codec import (LINE, MARKER, MIN_CELL, PALETTE, CanvasPlan, decode, plan_for_grids, plan_for_task, render,
+                          smallest_canvas)
 from arcvdm.codec_check import Perturbation, check_tasks, jpeg_roundtrip, reference_decode
 from arcvdm.datasets import DATASETS, load_dataset
 from arcvdm.errors import ArcvdmError
@@ -26,13 +27,14 @@ def test_every_published_grid_round_trips_exactly(all_tasks, layout):
         assert result.grids > 1000 and result.exact == result.grids, (name, result.failures[:5])
 
 
-@pytest.mark.parametrize("layout", ["centered", "anchored"])
+@pytest.mark.parametrize("layout", ["centered", "anchored", "token-aligned"])
 @pytest.mark.parametrize("perturbation", [Perturbation(noise=20), Perturbation(shift=25), Perturbation(jpeg=75)], ids=str)
 def test_perturbed_round_trip_on_a_seeded_sample(all_tasks, layout, perturbation):
     # 25 tasks from each dataset (~900 grids); `arcvdm codec check` runs the whole datasets.
     rng = random.Random(0)
     sample = [t for tasks in all_tasks.values() for t in rng.sample(tasks, 25)]
-    result = check_tasks(sample, layout, perturbation, seed=1, workers=2)
+    # token-aligned at 16-px tokens (CogVideoX1.5, Wan2.1): every grid up to 30x30 fits 480x480
+    result = check_tasks(sample, layout, perturbation, seed=1, workers=2, token=16)
     assert result.grids > 600 and result.exact == result.grids, result.failures[:5]
 
 
@@ -197,3 +199,100 @@ def test_grids_that_failed_under_the_combined_perturbation(all_tasks, layout):
     tasks = [next(t for t in all_tasks[name] if t.id == task_id) for name, task_id in cases]
     result = check_tasks(tasks, layout, combined, workers=1)
     assert result.grids == 18 and result.exact == result.grids, result.failures
+
+
+def cell_runs(line: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of cell pixels (neither the line grey nor the black canvas) along a row of pixels."""
+    cell = ~((line == LINE).all(-1) | (line == 0).all(-1))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], cell.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def checkerboard(rows: int, cols: int) -> np.ndarray:
+    """Colours 1-4 such that no two neighbouring cells (diagonals too) share one."""
+    r, c = np.indices((rows, cols))
+    return (1 + 2 * (r % 2) + c % 2).astype(np.uint8)
+
+
+def assert_cells_on_tokens(frame: np.ndarray, token: int, shape: tuple[int, int]) -> None:
+    """Each cell's interior starts 1 px after a token boundary and ends 1 px before one (its line halves fill
+    the rest of its tokens), with one interior per cell, read from the pixels alone."""
+    rows, cols = shape
+    ys, xs = np.nonzero(~(frame == 0).all(-1))
+    assert ys.min() % token == 0 and xs.min() % token == 0, "the grid's origin is off the token grid"
+    for pixels, count in ((frame[ys.min() + token // 2], cols), (frame[:, xs.min() + token // 2], rows)):
+        runs = cell_runs(pixels)
+        assert len(runs) == count
+        for start, end in runs:
+            assert start % token == 1 and end % token == token - 1, (token, start, end)
+        pitches = {b[0] - a[0] for a, b in zip(runs, runs[1:])}
+        assert all(p % token == 0 for p in pitches) and len(pitches) <= 1
+
+
+@pytest.mark.parametrize("token,size", [(8, 80), (8, 64), (16, 480), (32, 480), (4, 64)])
+def test_token_aligned_puts_cells_on_whole_tokens_and_round_trips(token, size):
+    rng = np.random.default_rng(token)
+    largest = 0
+    for side in range(1, 31):
+        try:
+            plan = plan_for_grids([np.zeros((side, side))], "token-aligned", size, size, token)
+        except ArcvdmError as e:
+            assert f"{token}-px tokens" in str(e) and "--height" in str(e)
+            break
+        largest = side
+        for shape in ((side, side), (side, max(1, side // 2))):
+            assert_cells_on_tokens(render(checkerboard(*shape), plan), token, shape)
+            grid = rng.integers(0, 10, shape).astype(np.uint8)
+            frame = Perturbation(noise=20, shift=25).apply(render(grid, plan), rng)
+            assert np.array_equal(decode(frame, plan, shape).grid.array, grid)
+    smallest = -(-(MIN_CELL + 2) // token)  # tokens a cell needs
+    assert largest == min(30, size // token // smallest)
+    assert plan_for_grids([np.zeros((largest, largest))], "token-aligned", size, size, token).cell + 2 == smallest * token
+
+
+def test_token_aligned_larger_cells_are_whole_tokens_and_outputs_shrink_to_fit():
+    plan = plan_for_grids([np.zeros((5, 5))], "token-aligned", 80, 80, 8)
+    assert plan.cell + 2 == 16  # two tokens a cell: the largest whole-token pitch that fits 5 cells in 10 tokens
+    assert_cells_on_tokens(render(checkerboard(5, 5), plan), 8, (5, 5))
+    assert plan.cell_for((10, 10)) + 2 == 8  # a larger test output: one token a cell, still decodable
+    big = np.random.default_rng(0).integers(0, 10, (10, 10)).astype(np.uint8)
+    assert_cells_on_tokens(render(checkerboard(10, 10), plan), 8, (10, 10))
+    assert np.array_equal(decode(render(big, plan), plan, big.shape).grid.array, big)
+
+
+def test_token_aligned_refusals_name_the_fix():
+    with pytest.raises(ArcvdmError, match="token size"):
+        plan_for_grids([np.zeros((3, 3))], "token-aligned", 80, 80)
+    with pytest.raises(ArcvdmError, match="--height 960 --width 960"):
+        plan_for_grids([np.zeros((30, 30))], "token-aligned", 480, 480, 32)
+    assert smallest_canvas((30, 30), "token-aligned", 32) == (960, 960)
+    assert smallest_canvas((30, 30), "token-aligned", 16) == (480, 480)
+    assert smallest_canvas((10, 3), "token-aligned", 8) == (80, 32)
+    plan = plan_for_grids([np.zeros((3, 3))], "token-aligned", 80, 80, 8)
+    assert "needs the output shape" in decode(render(np.zeros((3, 3), np.uint8), plan), plan).reason
+
+
+def test_token_aligned_puts_every_cell_on_whole_tokens_for_each_registered_family():
+    """Every family of the registry, through the token size of each of its locally buildable backbones (the
+    full-size random ones on `meta`, the tiny and shipped ones on the CPU): cells sit on whole tokens, and the
+    family's canvases are whole tokens too."""
+    from pathlib import Path
+
+    from arcvdm.backbones import BACKBONES, FAMILIES, family_class, load_backbone
+
+    tokens: dict[str, set[int]] = {}
+    for name in BACKBONES:
+        spec = BACKBONES.get(name)
+        if spec.build is None and not Path(spec.source).is_dir():
+            continue  # a hub id: its full-size random twin has the same configs
+        backbone = load_backbone(name, "meta" if spec.build else "cpu", "float32", force=True)
+        tokens.setdefault(spec.family, set()).add(backbone.token_size)
+    assert set(tokens) == set(FAMILIES)
+    for family, sizes in tokens.items():
+        for token in sizes:
+            assert family_class(family).side_multiple % token == 0, (family, token)
+            size = 480 // token * token
+            for side in (1, 3, min(30, size // token)):
+                for shape in ((side, side), (side, max(1, side // 3))):
+                    plan = plan_for_grids([np.zeros(shape)], "token-aligned", size, size, token)
+                    assert_cells_on_tokens(render(checkerboard(*shape), plan), token, shape)

@@ -27,12 +27,14 @@ def test_exports_score_like_the_run(run, tmp_path, arc1_eval, datasets_dir):
     cli = CliRunner()
     assert cli.invoke(app, ["export", str(run), "--format", "kaggle", "--out", str(tmp_path / "submission.json")]).exit_code == 0
     out = cli.invoke(app, ["export", str(run), "--format", "arc-agi-benchmarking", "--out", str(tmp_path / "sub")])
-    assert out.exit_code == 0 and "5 task files" in out.output
+    # A run that recorded no selection is exported on its whole dataset: the tasks it has not run as placeholders.
+    assert out.exit_code == 0 and "400 task files" in out.output and "for 395 tasks without attempts" in out.output
     expected = score(load_predictions(run), arc1_eval).to_dict()
     assert expected["strict_solved"] == 2 and expected["missing"] == 395  # 394 not run + 1 failed
     for exported in (tmp_path / "submission.json", tmp_path / "sub"):
         got = score(load_predictions(exported), arc1_eval).to_dict()
-        for key in ("strict_solved", "per_output_score", "outputs_solved", "outputs_total", "missing", "pass_at_k", "lenient"):
+        assert got["missing"] == 0  # every task is there, placeholders scoring wrong
+        for key in ("strict_solved", "per_output_score", "outputs_solved", "outputs_total", "pass_at_k"):
             assert got[key] == expected[key], key
     # The run folder carries its dataset: --dataset may be omitted.
     data = json.loads(cli.invoke(app, ["score", str(run), "--data-dir", str(datasets_dir), "--json"]).output)
@@ -128,7 +130,7 @@ def test_score_tasks_from_a_run_scores_its_export_as_the_run(tmp_path, arc1_eval
     scoped = cli.invoke(app, ["score", str(tmp_path / "submission.json"), "--tasks-from", str(run), "--data-dir", str(datasets_dir), "--json"])
     assert scoped.exit_code == 0, scoped.output
     scoped = json.loads(scoped.output)
-    assert whole["missing"] == 395 and scoped["missing"] == as_run["missing"] == 1
+    assert whole["missing"] == 394 and as_run["missing"] == 1 and scoped["missing"] == 0  # the failed task: placeholders
     for key in ("strict_solved", "per_output_score", "outputs_solved", "outputs_total", "pass_at_k", "lenient"):
         assert scoped[key] == as_run[key], key
     text = cli.invoke(app, ["score", str(tmp_path / "submission.json"), "--tasks-from", str(run), "--data-dir", str(datasets_dir)],
@@ -138,3 +140,64 @@ def test_score_tasks_from_a_run_scores_its_export_as_the_run(tmp_path, arc1_eval
     assert "· 1 attempt counted of 2 given ·" in one.output and "1 attempts" not in one.output
     refused = cli.invoke(app, ["score", str(run), "--tasks-from", str(tmp_path / "submission.json"), "--data-dir", str(datasets_dir)])
     assert refused.exit_code != 0 and "not a run folder that records its selected tasks" in str(refused.exception)
+
+
+def _kaggle_strict_pass_at_2(submission_file, task_files: dict[str, dict]) -> int:
+    """An independent reader of the ARC Prize Kaggle format: every task id present, every test output an object
+    with exactly attempt_1 and attempt_2 grids; a task counts when each output equals one of its two attempts."""
+    submission = json.loads(submission_file.read_text())
+    assert set(submission) == set(task_files)
+    solved = 0
+    for task_id, task in task_files.items():
+        entries = submission[task_id]
+        assert isinstance(entries, list) and len(entries) == len(task["test"])
+        for entry in entries:
+            assert set(entry) == {"attempt_1", "attempt_2"}
+            for grid in entry.values():
+                assert isinstance(grid, list) and grid and all(isinstance(row, list) and row for row in grid)
+                assert all(type(v) is int and 0 <= v <= 9 for row in grid for v in row)
+        solved += all(pair["output"] in (e["attempt_1"], e["attempt_2"]) for e, pair in zip(entries, task["test"]))
+    return solved
+
+
+def test_an_independent_kaggle_reader_gets_the_runs_strict_pass_at_2(tmp_path, arc1_eval, datasets_dir):
+    tasks = list(arc1_eval)[:7]
+    ids = [t.id for t in tasks]
+    folder = tmp_path / "data"  # a task folder with one task whose test outputs are withheld (a Kaggle test set's case)
+    folder.mkdir()
+    for t in tasks:
+        data = t.to_dict()
+        if t.id == ids[6]:
+            for pair in data["test"]:
+                del pair["output"]
+        (folder / f"{t.id}.json").write_text(json.dumps(data))
+    run = write_run(tmp_path / "run", tasks, solved={ids[0], ids[1]}, failed={ids[5]}, dataset=str(folder), selection=ids)
+    truth = lambda t: [p.output.root for p in t.test]
+    wrong = lambda t: [[(v + 1) % 10 for v in row] for row in t.test[0].output.root]
+
+    def attempts(task_id: str, entries: list) -> None:
+        path = run / "problems" / f"{task_id}.json"
+        record = json.loads(path.read_text())
+        record["attempts"] = entries
+        path.write_text(json.dumps(record))
+
+    # ConceptARC-style k=3: right only at attempt_3, which neither pass@2 nor the export may count
+    attempts(ids[2], [{"attempt_1": wrong(tasks[2]), "attempt_2": wrong(tasks[2]), "attempt_3": g} for g in truth(tasks[2])])
+    attempts(ids[3], [{"attempt_1": g, "attempt_2": None} for g in truth(tasks[3])])  # right, with a null second attempt
+    (run / "problems" / f"{ids[4]}.json").write_text('{"task_id": "')  # a truncated problem file
+    attempts(ids[6], [{"attempt_1": [[1]]} for _ in tasks[6].test])  # anchored-style answer to an unanswered task
+    cli = CliRunner()
+    out = cli.invoke(app, ["export", str(run), "--format", "kaggle", "--out", str(tmp_path / "submission.json")],
+                     env={"COLUMNS": "300"})
+    assert out.exit_code == 0, out.output
+    warnings = [line for line in out.output.splitlines() if "placeholder grid" in line]
+    assert len(warnings) == 1 and f"tasks without attempts ({ids[4]}, {ids[5]})" in warnings[0]
+    scored = json.loads(cli.invoke(app, ["score", str(run), "--json"]).output)
+    assert scored["pass_at_k"]["3"]["strict_solved"] == 4 and scored["pass_at_k"]["2"]["strict_solved"] == 3
+    answered = {t.id: json.loads((folder / f"{t.id}.json").read_text()) for t in tasks[:6]}
+    exported = json.loads((tmp_path / "submission.json").read_text())
+    assert exported[ids[6]] == [{"attempt_1": [[1]], "attempt_2": [[0]]} for _ in tasks[6].test]
+    del exported[ids[6]]  # not scoreable: the dataset withholds its outputs
+    (tmp_path / "answered.json").write_text(json.dumps(exported))
+    assert _kaggle_strict_pass_at_2(tmp_path / "answered.json", answered) == scored["pass_at_k"]["2"]["strict_solved"]
+    assert "attempt_3" not in (tmp_path / "submission.json").read_text() and "null" not in (tmp_path / "submission.json").read_text()

@@ -2,13 +2,14 @@
 
 import pytest
 
+from arcvdm.backbones import check_config
 from arcvdm.config import PRESETS, load_config
 from arcvdm.errors import ArcvdmError
 
 
-def test_every_preset_loads_and_overrides_apply():
+def test_every_preset_loads_fits_its_backbone_and_overrides_apply():
     for name in PRESETS.names():
-        assert load_config(name).preset == name
+        assert check_config(load_config(name)).preset == name
     assert load_config("smoke", {"train.steps": 7, "sample.seed": None}).train.steps == 7
 
 

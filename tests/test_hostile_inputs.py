@@ -131,3 +131,87 @@ def test_a_deeply_nested_coco_file_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["vision", "run", "binary-segmentation", "--data", str(annotations), "--shots", "1",
                                       "--seeds", "1", "--preset", "vision-smoke", "--out", str(tmp_path / "run")])
     assert isinstance(result.exception, ArcvdmError) and "not a COCO annotation file" in str(result.exception)
+
+
+# ------------------------------------------------ issue 26: nonsense values refused before any work, words not reprs
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--lr", "-1"], "train.lr: Input should be greater than 0"),
+    (["--lr", "nan"], "train.lr: Input should be a finite number"),
+    (["--guidance", "-3"], "sample.guidance_scale: Input should be greater than or equal to 1"),
+    (["--guidance", "inf"], "sample.guidance_scale: Input should be a finite number"),
+    (["--seed", "-1"], "train.seed: Input should be greater than or equal to 0"),
+    (["--alpha", "0"], "lora.alpha: Input should be greater than or equal to 1"),
+    (["--set", "train.betas=[0.9, 1.5]"], "train.betas.1: Input should be less than 1"),
+    (["--set", "train.weight_decay=-0.1"], "train.weight_decay: Input should be greater than or equal to 0"),
+    (["--set", "train.max_grad_norm=0"], "train.max_grad_norm: Input should be greater than 0"),
+    (["--height", "100000", "--width", "100000"], "video.height: Input should be less than or equal to 4096"),
+    (["--set", "slurm.time_min=0"], "slurm.time_min: Input should be greater than or equal to 1"),
+])
+def test_nonsense_numbers_fail_at_the_config_check(tmp_path, samples_dir, flags, expected):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(samples_dir), "--out", str(out), "--preset", "smoke", *flags])
+    assert isinstance(result.exception, ArcvdmError), result.output
+    assert expected in str(result.exception) and "\n" not in str(result.exception)
+    assert not out.exists()  # refused before the run folder, the backbone or any training
+
+
+def test_a_nan_learning_rate_is_one_line_from_the_real_entry_point(tmp_path, samples_dir):
+    message = one_line_refusal("run", str(samples_dir), "--out", str(tmp_path / "run"), "--preset", "smoke", "--lr", "nan")
+    assert "train.lr: Input should be a finite number" in message
+
+
+def test_mini_bench_task_counts_in_words(tmp_path):
+    zero = CliRunner().invoke(app, ["mini-bench", "--out", str(tmp_path / "zero"), "--tasks", "0"])
+    assert isinstance(zero.exception, ArcvdmError)
+    assert str(zero.exception) == "--tasks 0: give the number of tasks to generate, at least 1 (default 100)"
+    # Three tasks reach three families, all inside pretraining: the outside side has none, said in words.
+    three = CliRunner().invoke(app, ["mini-bench", "--out", str(tmp_path / "three"), "--tasks", "3", "--preset", "smoke",
+                                     "--set", "train.steps=1", "--set", "train.eval_every=1", "--set", "sample.steps=1",
+                                     "--threads", "1"])
+    assert three.exit_code == 0, three.output
+    outside = next(line for line in three.output.splitlines() if line.strip().startswith("outside:"))
+    assert "outside: no tasks (--tasks 3 reaches the first 3 of" in outside and "give --tasks" in outside
+    assert "None" not in three.output and "0/0" not in three.output
+
+
+def test_pretrain_mini_checks_its_out_folder_before_training(tmp_path):
+    file = tmp_path / "file"
+    file.write_text("x")
+    for out, expected in (("/proc/arcvdm-mini", "--out /proc/arcvdm-mini: cannot write here"),
+                          (str(file / "mini"), f"{file} is a file, not a folder")):
+        result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", out])
+        assert isinstance(result.exception, ArcvdmError) and expected in str(result.exception), result.output
+    minutes = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(tmp_path / "m"), "--minutes", "-2"])
+    assert "--minutes -2: give a positive number of minutes" in str(minutes.exception)
+
+
+@pytest.mark.parametrize("command", ["render", "codec check"])
+def test_a_canvas_beyond_the_ceiling_is_one_line(tmp_path, samples_dir, command):
+    extra = ["--out", str(tmp_path / "r")] if command == "render" else []
+    result = CliRunner().invoke(app, [*command.split(), str(samples_dir / "flip-h.json"), "--height", "100000",
+                                      "--width", "100000", *extra])
+    assert isinstance(result.exception, ArcvdmError), result.output
+    assert str(result.exception).startswith("--height 100000 --width 100000: each side must be 1 to 4096 px (a "
+                                            "100000x100000 RGB frame is 30 GB)")
+
+
+def test_inspect_and_report_say_the_selection_and_counts_in_words(tmp_path, samples_dir):
+    from run_builder import write_run
+
+    tasks = list(load_tasks(samples_dir / "flip-h.json"))
+    out = write_run(tmp_path / "run", tasks, solved=set(), dataset=str(samples_dir / "flip-h.json"))
+    record_path = out / "problems" / "flip-h.json"
+    record = json.loads(record_path.read_text())
+    one_off = [row[:] for row in tasks[0].test[0].output.root]
+    one_off[0][0] = (one_off[0][0] + 1) % 10
+    record["attempts"][0]["attempt_1"] = one_off  # one cell from the answer
+    record_path.write_text(json.dumps(record))
+    shown = CliRunner().invoke(app, ["inspect", str(out), "flip-h"], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    assert "selection: the paper rule, 2 attempts per test input; every train pair exact from step 10" in shown.output
+    assert "{'" not in shown.output
+    report = CliRunner().invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    page = (out / "report" / "problems" / "flip-h.html").read_text()
+    assert "difference: 1 cell<" in page and "1 cells" not in page

@@ -21,7 +21,7 @@ def _card() -> dict:
 
 
 def test_shipped_files_match_their_recorded_sha256():
-    from arcvdm.pretrain.card import sha256
+    from arcvdm.backbones.mini_card import sha256
 
     files = _card()["files"]
     assert {"transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= set(files)
@@ -76,7 +76,7 @@ def test_pretraining_runs_end_to_end_and_its_folder_loads(tmp_path):
 
     from arcvdm.backbones import load_backbone
     from arcvdm.cli import app
-    from arcvdm.pretrain.card import sha256
+    from arcvdm.backbones.mini_card import sha256
     from arcvdm.pretrain.stages import Recipe
 
     out = tmp_path / "mini"
@@ -183,3 +183,85 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
     assert len(records) == 3 and all(r["train_steps_run"] == r["train_steps_fixed"] for r in records)
     assert result["all"]["forward_passes_fixed"] == result["all"]["forward_passes"] == sum(
         r["forward_passes"]["total_forwards"] for r in records)
+
+
+def _square_task(side: int):
+    from arcvdm.tasks import Task
+
+    grid = [[(r + c) % 10 for c in range(side)] for r in range(side)]
+    return Task.from_dict({"train": [{"input": grid, "output": grid}], "test": [{"input": grid, "output": grid}]}, "square")
+
+
+def test_the_mini_says_at_config_time_which_canvases_it_accepts(tmp_path, samples_dir, monkeypatch):
+    """The mini's rotary positions cover 64x64 (tests below): a larger canvas is one line before any model loads,
+    not a "Sizes of tensors must match" inside every problem."""
+    import arcvdm.backbones
+    from typer.testing import CliRunner
+
+    from arcvdm.backbones import check_config, largest_canvas
+    from arcvdm.cli import app
+    from arcvdm.config import load_config
+
+    folder = tmp_path / "rebuilt"
+    shutil.copytree(MINI, folder)  # a folder passed as --backbone is read the same way
+    assert largest_canvas("mini") == largest_canvas(str(folder)) == (64, 64)
+    assert largest_canvas("tiny") is None and largest_canvas("cogvideox1.5-5b-i2v") is None
+    for height, width in ((64, 64), (48, 32), (16, 64)):
+        assert check_config(load_config("mini", {"video.height": height, "video.width": width})).video.width == width
+    with pytest.raises(ArcvdmError, match=r"^video.width = 80: backbone '.*rebuilt' accepts canvases up to 64x64"):
+        check_config(load_config("mini", {"backbone": str(folder), "video.width": 80}))
+    monkeypatch.setattr(arcvdm.backbones, "load_backbone", lambda *a, **k: pytest.fail("a model was loaded"))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(samples_dir), "--preset", "mini", "--height", "96", "--width", "96",
+                                      "--out", str(out)])
+    message = str(result.exception)
+    assert isinstance(result.exception, ArcvdmError) and "\n" not in message, result.output
+    assert message.startswith("video.height = 96: backbone 'mini' accepts canvases up to 64x64") and "64 or less" in message
+    assert not out.exists()
+
+
+def test_the_mini_draws_canvases_up_to_its_largest_and_breaks_past_it():
+    """What `largest_canvas` reads from the configs is where the stock pipeline really stops."""
+    import numpy as np
+
+    from arcvdm.backbones import load_backbone
+    from arcvdm.config import load_config
+    from arcvdm.sample import generate
+
+    backbone = load_backbone("mini", "cpu", "fp32")
+    config = load_config("mini", {"sample.steps": 1, "sample.batch_size": 1})
+
+    def draw(height, width):
+        video = config.video.model_copy(update={"height": height, "width": width})  # past the config check
+        return generate(backbone, [np.zeros((height, width, 3), np.uint8)], config.model_copy(update={"video": video}))
+
+    assert np.shape(draw(48, 64)) == (1, 9, 48, 64, 3)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        draw(64, 80)
+
+
+@pytest.mark.parametrize(("side", "overrides", "advice"), [
+    (14, {}, "backbone 'mini' accepts canvases up to 64x64, too small for 14x14 grids in any layout: this task does not fit"),
+    (10, {"codec.layout": "anchored"}, "use --layout centered (backbone 'mini' accepts canvases up to 64x64"),
+    (10, {"video.height": 48, "video.width": 48}, "use --height 64 --width 64 (backbone 'mini' accepts canvases up to 64x64)"),
+])
+def test_the_size_advice_names_only_canvases_the_mini_accepts(side, overrides, advice):
+    from arcvdm.config import load_config
+    from arcvdm.solver import canvas_plan
+
+    with pytest.raises(ArcvdmError) as e:
+        canvas_plan(_square_task(side), load_config("mini", overrides))
+    message = str(e.value)
+    assert advice in message and "--height 96" not in message and "or larger" not in message, message
+
+
+def test_a_grid_past_the_plan_gets_the_same_advice_and_unbounded_backbones_the_plain_one():
+    from arcvdm.config import load_config
+    from arcvdm.solver import canvas_plan
+
+    plan = canvas_plan(_square_task(3), load_config("mini"))  # then a larger test output is drawn or decoded
+    with pytest.raises(ArcvdmError, match="too small for 14x14 grids in any layout"):
+        plan.geometry((14, 14))
+    # A backbone without such a bound keeps the plain advice.
+    with pytest.raises(ArcvdmError, match="use --height 96 --width 96 or larger"):
+        canvas_plan(_square_task(14), load_config("smoke"))

@@ -10,15 +10,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from arcvdm.cli import app
-from arcvdm.errors import OutputError
-from arcvdm.io import atomic_write_bytes, atomic_write_json
+from arcvdm.errors import ArcvdmError, OutputError
+from arcvdm.io import atomic_write_bytes, atomic_write_json, safe_name
 from arcvdm.scoring import load_answers
+from arcvdm.tasks import TaskSet, load_tasks
 from run_builder import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,10 +135,46 @@ def test_a_truncated_problem_file_is_named_by_export_report_and_inspect(tmp_path
     broken.write_text(broken.read_text()[:100])
     cli = CliRunner()
     out = cli.invoke(app, ["export", str(run), "--format", "kaggle", "--out", str(tmp_path / "s.json")], env={"COLUMNS": "300"})
-    assert out.exit_code == 0 and "(2 tasks)" in out.output, out.output
-    assert len(json.loads((tmp_path / "s.json").read_text())) == 2
-    assert f"malformed (not exported) {broken}: not valid JSON" in out.output
+    assert out.exit_code == 0 and "(3 tasks, " in out.output, out.output
+    exported = json.loads((tmp_path / "s.json").read_text())[tasks[1].id]  # the selected task is there, as placeholders
+    assert exported == [{"attempt_1": [[0]], "attempt_2": [[0]]}] * len(tasks[1].test)
+    assert f"malformed {broken}: not valid JSON" in out.output and "exported as placeholders" in out.output
     report = cli.invoke(app, ["report", str(run), "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"})
-    assert report.exit_code == 0 and f"malformed (counted wrong, no page) {broken}: not valid JSON" in report.output
+    assert report.exit_code == 0 and f"malformed {tasks[1].id}: malformed problem file {broken}: not valid JSON" in report.output
     shown = cli.invoke(app, ["inspect", str(run), tasks[1].id, "--data-dir", str(datasets_dir)], env={"COLUMNS": "300"})
     assert f"malformed problem file {broken}: not valid JSON" in shown.output and "no result" not in shown.output
+
+
+@pytest.mark.parametrize("task_id", ["flïp-ü", "a b", "x..y", "007bbfb7", "Ünïcödé_1.2", "漢字"])
+def test_ordinary_ids_are_their_own_file_names(task_id):
+    assert safe_name(task_id) == task_id
+
+
+def test_a_file_name_is_the_ids_nfc_form():
+    decomposed = "cafe\u0301"  # 'café' as macOS file systems spell it
+    assert safe_name(decomposed) == "caf\u00e9" == unicodedata.normalize("NFC", decomposed)
+
+
+@pytest.mark.parametrize("task_id, why", [
+    ("a/b", "'/' is not allowed"), ("a\\b", "is not allowed"), ("a\x00b", "is not allowed"), ("a\nb", "is not allowed"),
+    ("..", "leading dot"), (".hidden", "leading dot"), ("", "empty"), (" a", "spaces"), ("a.", "trailing dot"),
+    ("con", "device name"), ("LPT1.x", "device name"), ("a:b", "is not allowed"), ("x.json", "ends in .json"),
+    ("\u202eevil", "is not allowed"), ("é" * 101, "202 bytes in UTF-8, at most 200"),
+])
+def test_unsafe_ids_are_refused_in_one_line(task_id, why):
+    with pytest.raises(ArcvdmError, match="cannot be used as a file name") as refused:
+        safe_name(task_id)
+    assert why in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_ids_that_share_a_file_on_a_case_insensitive_filesystem_are_refused(samples_dir):
+    from arcvdm.runner import select_problems
+
+    flip = load_tasks(samples_dir)["flip-h"]
+    same = [flip.model_copy(update={"id": i}) for i in ("Flip-H", "flip-h", "fli\u0308p", "fl\u00efp")]
+    problems = select_problems(TaskSet("toy", same), None, None)
+    assert [p.error is None for p in problems] == [True, False, True, False]
+    assert "and 'Flip-H' would share one file name" in problems[1].error
+    assert "and 'fli\u0308p' would share one file name" in problems[3].error
+    # --tasks typed in the other Unicode form selects the task the dataset spells differently
+    assert [p.key for p in select_problems(TaskSet("toy", same), ["fl\u00efp"], None)] == ["fli\u0308p"]

@@ -200,3 +200,86 @@ def test_templates_ship_as_package_data():
     assert {"index.html", "problem.html", "vision_index.html", "vision_problem.html"} <= set(names)
     assert all(any(Path("templates", n).match(p) for p in patterns) for n in names)
     assert any(d.startswith("jinja2") for d in config["project"]["dependencies"])
+
+
+def _page_sources_resolve(page: Path) -> bool:
+    from urllib.parse import unquote
+
+    return all((page.parent / unquote(src)).is_file() for src in _image_sources(page))
+
+
+def test_the_report_shows_every_problem_and_the_terminal_agrees(tmp_path, datasets_dir):
+    tasks = list(load_answers("arc-agi-1/evaluation", str(datasets_dir)))[:6]
+    ids = [t.id for t in tasks]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for t in tasks:
+        data = t.to_dict()
+        if t.id == ids[4]:  # a task without test outputs
+            for pair in data["test"]:
+                del pair["output"]
+        (folder / f"{t.id}.json").write_text(json.dumps(data))
+    (folder / "broken.json").write_text("{")
+    # 'con' was a plain name to older arcvdm, so a run folder may hold problems/con.json; Windows reserves the name.
+    (folder / "con.json").write_text(json.dumps(tasks[1].to_dict()))
+    con = tasks[1].model_copy(update={"id": "con"})
+    run = write_run(tmp_path / "run", [*tasks[:5], con], solved={ids[0]}, failed={ids[2], ids[4]}, dataset=str(folder),
+                    selection=[*ids, "broken", "a/b", "con"])  # ids[5] was never run; 'a/b' cannot be a file name
+    (run / "problems" / f"{ids[3]}.json").write_text('{"task_id": "')  # truncated
+    malformed = {"task_id": "broken", "family": "arc", "status": "failed: TaskFormatError: broken.json: not valid JSON"}
+    (run / "problems" / "broken.json").write_text(json.dumps(malformed))
+    evil = {**json.loads((run / "problems" / f"{ids[1]}.json").read_text()), "task_id": "../evil"}
+    (run / "problems" / "evil.json").write_text(json.dumps(evil))  # a hand-edited file: the id inside is unsafe
+    result = CliRunner().invoke(app, ["report", str(run)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    index = (run / "report" / "index.html").read_text()
+    states = re.findall(r'<tr data-status="([^"]+)"><td data-v="([^"]+)"', index)
+    assert dict((task_id, state) for state, task_id in states) == {
+        ids[0]: "solved", ids[1]: "unsolved", ids[2]: "failed", ids[3]: "malformed", ids[4]: "no answer",
+        ids[5]: "not run", "broken": "malformed", "a/b": "failed", "con": "unsolved", "../evil": "no answer"}
+    counts = "10 problems in this run: 1 solved, 2 unsolved, 2 failed, 2 no answer, 2 malformed, 1 not run"
+    assert "Problems (10 in this run)" in index and f'<p id="counts">{counts}' in index
+    assert counts in result.output  # the terminal prints the page's line
+    for text in ("failed: decode crashed", f"malformed problem file {run / 'problems' / ids[3]}.json", "not valid JSON",
+                 "cannot be used as a file name", "not run yet", "task not in"):
+        assert text in index and text in result.output, text
+    warning = f"1 task has no test output in data, so it is not scored: {ids[4]}"
+    assert warning in index and warning in result.output
+    # The id that cannot be a file name gets no page, in one line; every other page is written. Export likewise.
+    skipped = [line for line in result.output.splitlines() if "'con'" in line]
+    assert len(skipped) == 1 and "device name on Windows" in skipped[0] and "has no page" in skipped[0]
+    pages = sorted(p.stem for p in (run / "report" / "problems").glob("*.html"))
+    assert pages == sorted([ids[0], ids[1], ids[2], ids[4]])
+    export = CliRunner().invoke(app, ["export", str(run), "-f", "arc-agi-benchmarking", "-o", str(tmp_path / "sub")],
+                                env={"COLUMNS": "400"})
+    assert export.exit_code == 0 and "wrote 6 task files" in export.output, export.output
+    assert [line for line in export.output.splitlines() if "'con'" in line and "not exported" in line]
+    assert "not scored (the dataset has no test output)" in (run / "report" / "problems" / f"{ids[4]}.html").read_text()
+
+
+def test_unusual_ids_run_resume_report_and_export(tmp_path, samples_dir):
+    from arcvdm.formats import load_predictions
+
+    data = tmp_path / "data"
+    data.mkdir()
+    names = ["flïp-ü", "a b", "x..y", "cafe\u0301"]  # the last in decomposed form, as macOS spells file names
+    for name in names:
+        shutil.copy(samples_dir / "flip-h.json", data / f"{name}.json")
+    fast = ["--preset", "smoke", "--steps", "2", "--eval-every", "1", "--sample-steps", "1", "--height", "48", "--width", "48"]
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(data), "--out", str(out), *fast])
+    assert result.exit_code == 0, result.output
+    files = {p.name: json.loads(p.read_text())["task_id"] for p in (out / "problems").glob("*.json")}
+    assert files == {"flïp-ü.json": "flïp-ü", "a b.json": "a b", "x..y.json": "x..y", "caf\u00e9.json": "cafe\u0301"}
+    assert set(load_predictions(out).records) == set(names)  # the id is read from the file, not its name
+    again = CliRunner().invoke(app, ["run", str(data), "--out", str(out), "--tasks", "caf\u00e9", *fast])
+    assert again.exit_code == 0 and "1 done (1 skipped as already done)" in again.output, again.output
+    report = CliRunner().invoke(app, ["report", str(out)], env={"COLUMNS": "300"})
+    assert report.exit_code == 0 and "4 problems in this run: 4 unsolved" in report.output, report.output
+    index = out / "report" / "index.html"
+    assert 'href="problems/a%20b.html"' in index.read_text()
+    for name in ("flïp-ü", "a b", "x..y", "caf\u00e9"):
+        assert _page_sources_resolve(out / "report" / "problems" / f"{name}.html")
+    export = CliRunner().invoke(app, ["export", str(out), "--format", "kaggle", "--out", str(tmp_path / "s.json")])
+    assert export.exit_code == 0, export.output
+    assert sorted(json.loads((tmp_path / "s.json").read_text())) == sorted(names)

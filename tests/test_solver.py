@@ -24,11 +24,12 @@ class ScriptedLearner:
     """Stand-in for the diffusion model: `script(step, kind, index, transform)` names the grid it 'predicts'
     (in the problem's own frame; None = an undecodable frame), drawn through the view's transform."""
 
-    def __init__(self, task, config, script, videos_by_pair):
-        self.task, self.script, self.videos_by_pair = task, script, videos_by_pair
+    def __init__(self, task, config, script, videos_by_pair, prompts_by_pair):
+        self.task, self.script, self.videos_by_pair, self.prompts_by_pair = task, script, videos_by_pair, prompts_by_pair
         self.plan = canvas_plan(task, config)
         self.step = 0
         self.calls = []
+        self.prompts = []  # the prompts of every predict call
         transforms = {*training_transforms(config), *inference_views(config)}
         self.known = {}  # rendered first frame -> (kind, index, transform)
         for t in transforms:
@@ -40,7 +41,8 @@ class ScriptedLearner:
         self.calls.append((step, held_out))
         self.step = step
 
-    def predict(self, first_frames, seed):
+    def predict(self, first_frames, seed, prompts):
+        self.prompts.append(prompts)
         out = []
         for frame in first_frames:
             kind, i, t = self.known[frame.tobytes()]
@@ -52,8 +54,8 @@ class ScriptedLearner:
 def run(task, config, script, tmp_path):
     learners = []
 
-    def make(videos_by_pair):
-        learners.append(ScriptedLearner(task, config, script, videos_by_pair))
+    def make(videos_by_pair, prompts_by_pair):
+        learners.append(ScriptedLearner(task, config, script, videos_by_pair, prompts_by_pair))
         return learners[0]
 
     record = solve(task, config, make, tmp_path / task.id)

@@ -67,8 +67,12 @@ def test_only_lora_parameters_train(setup, config):
 @pytest.mark.parametrize(
     ("targets", "wrapped"),
     [("qk", {"attn1.to_q", "attn1.to_k"}), ("vo", {"attn1.to_v", "attn1.to_out.0"}),
+     ("block-linear", {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "ff.net.0.proj", "ff.net.2",
+                       "norm1.linear", "norm2.linear"}),
      ("all-linear", {"attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "ff.net.0.proj", "ff.net.2",
-                     "norm1.linear", "norm2.linear"})],
+                     "norm1.linear", "norm2.linear", "patch_embed.proj", "patch_embed.text_proj", "time_embedding.linear_1",
+                     "time_embedding.linear_2", "ofs_embedding.linear_1", "ofs_embedding.linear_2", "norm_out.linear",
+                     "proj_out"})],  # peft's own all-linear: the embeddings and the output head too
 )
 def test_lora_target_sets(setup, config, targets, wrapped):
     backbone, _, videos, _ = setup

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from arcvdm.backbones import family_of, load_backbone
+from arcvdm.backbones import check_config, family_of, load_backbone
 from arcvdm.cli import app
 from arcvdm.config import load_config
 from arcvdm.errors import ArcvdmError
@@ -109,10 +109,11 @@ def test_qkvo_ff_wraps_self_and_cross_attention_and_the_feed_forward(setups, nam
         {"ffn.net.0.proj", "ffn.net.2"}
 
 
-def loss_after_training(setups, name):
+def loss_after_training(setups, name, sigma_sampling="shifted-uniform"):
     """(backbone, videos, config, encoded rows, the draw, arcvdm's loss) one step after a 2-step adapter."""
     backbone, _, videos = setups(name)
     config = smoke_config(name)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"sigma_sampling": sigma_sampling})})
     trainer = LoraTrainer(backbone, videos, config)
     trainer.train(2, progress=False)  # a non-zero adapter
     indices, draw = trainer.draw_batch()
@@ -121,11 +122,12 @@ def loss_after_training(setups, name):
     return backbone, videos, config, trainer.batch(indices), indices, draw, ours
 
 
-def test_the_loss_equals_an_independent_wan_i2v_objective(setups):
+@pytest.mark.parametrize(("sigma_sampling", "median"), [("shifted-uniform", 0.75), ("logit-normal", 0.5)])
+def test_the_loss_equals_an_independent_wan_i2v_objective(setups, sigma_sampling, median):
     """Wan2.1 flow matching written out from the draw: the conditioning rebuilt from the first frame as the pipeline
     builds it (first frame + zero frames, VAE mode, normalised, behind 4 mask channels), CLIP penultimate hidden
-    states, x_t = (1 - sigma) x_0 + sigma noise, target noise - x_0, timestep 1000 sigma."""
-    backbone, videos, config, batch, indices, draw, ours = loss_after_training(setups, "tiny-wan")
+    states, x_t = (1 - sigma) x_0 + sigma noise, target noise - x_0, timestep 1000 sigma; under either sigma draw."""
+    backbone, videos, config, batch, indices, draw, ours = loss_after_training(setups, "tiny-wan", sigma_sampling)
     pipe = backbone.pipe
     with torch.no_grad():
         x0 = batch["latents"]
@@ -144,9 +146,12 @@ def test_the_loss_equals_an_independent_wan_i2v_objective(setups):
                                           encoder_hidden_states_image=image_embeds).sample
         theirs = ((prediction - (draw["noise"] - x0)) ** 2).mean().item()
     assert ours == pytest.approx(theirs, rel=1e-5)
-    # sigmas follow the shipped sampler's shift (3.0 for 480P): the median of the shifted uniform is 0.75
-    many = backbone.draw_noise({"latents": torch.zeros(4000, 1)}, torch.Generator().manual_seed(0))
-    assert many["sigmas"].median().item() == pytest.approx(0.75, abs=0.02)
+    # shifted-uniform follows the shipped sampler's shift (3.0 for 480P): median 0.75; logit-normal is finetrainers'
+    # sigmoid(N(0, 1)) on its 1000-step table: median 0.5, every sigma a multiple of 1/1000
+    many = backbone.draw_noise({"latents": torch.zeros(4000, 1)}, torch.Generator().manual_seed(0))["sigmas"]
+    assert many.median().item() == pytest.approx(median, abs=0.02)
+    on_table = torch.allclose(many * 1000, torch.round(many * 1000), atol=1e-3)
+    assert on_table == (sigma_sampling == "logit-normal")
 
 
 def test_the_loss_equals_an_independent_wan22_ti2v_objective(setups):
@@ -202,7 +207,7 @@ def test_the_euler_sampler_keeps_the_shipped_shift_and_unipc_comes_back_unchange
     assert type(backbone.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
     assert backbone.pipe.scheduler.config.shift == 3.0 and np.abs(with_euler - before).max() > 1e-4
     np.testing.assert_allclose(ours_last_frame(backbone, first, unipc, seed=3), before, atol=1e-6)
-    assert load_config("smoke", {"backbone": "tiny-wan", "sample.scheduler": "euler"}).sample.scheduler == \
+    assert check_config(load_config("smoke", {"backbone": "tiny-wan", "sample.scheduler": "euler"})).sample.scheduler == \
         "FlowMatchEulerDiscreteScheduler"
 
 
@@ -238,7 +243,7 @@ def test_wrong_shapes_are_one_line_errors_before_any_model_loads(name, overrides
 
     monkeypatch.setattr(arcvdm.backbones, "load_backbone", no_model)
     with pytest.raises(ArcvdmError, match=message):
-        load_config("smoke", {"backbone": name, **overrides})
+        check_config(load_config("smoke", {"backbone": name, **overrides}))
     (key, value), = overrides.items()
     monkeypatch.setattr("sys.argv", ["arcvdm", "run", str(samples_dir), "--backbone", name, "--preset", "smoke",
                                      "--out", str(tmp_path / "run"), f"--{key.split('.')[1]}", str(value)])
@@ -281,15 +286,48 @@ def test_paper_wan_is_the_table_3_recipe_for_arc_and_the_vision_suite():
 
     arc = load_config("paper-wan")
     vision = vision_config("paper-wan", FAMILIES.get("binary-segmentation"), 30, {"backbone": None})
-    for config in (arc, vision):
+    for config in map(check_config, (arc, vision)):
         assert config.backbone == "wan2.1-i2v-14b-480p"
         assert (config.video.frames, config.video.height, config.video.width, config.video.trajectory) == (9, 480, 720, "linear")
         assert (config.lora.rank, config.lora.alpha, config.lora.targets) == (128, 128, "qkvo-ff")
         t = config.train
         assert (t.steps, t.eval_every, t.lr, t.betas, t.weight_decay, t.batch_size, t.warmup_steps) == \
             (4000, 1000, 2e-5, (0.9, 0.99), 1e-4, 1, 1000)
+        assert (t.sigma_sampling, t.first_frame, t.gradient_checkpointing) == ("logit-normal", None, True)
         assert config.sample.guidance_scale == 1.0 and config.sample.scheduler == "UniPCMultistepScheduler"
     assert vision.family == "binary-segmentation" and vision.preset == "paper-wan"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_in_bf16_the_vae_and_image_encoder_stay_fp32_as_the_stock_example_loads_them(name, setups):
+    """bf16 backbone: VAE and CLIP image encoder in fp32, the transformer's `_keep_in_fp32_modules` in fp32 (no
+    blanket `.to(dtype)`, so no diffusers warning about them), the rest in bf16; a training step and a video run."""
+    import logging
+
+    from diffusers.utils import logging as diffusers_logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    diffusers_logging.get_logger("diffusers").addHandler(handler)
+    try:
+        backbone = load_backbone(name, device="cpu", dtype="bf16")
+    finally:
+        diffusers_logging.get_logger("diffusers").removeHandler(handler)
+    assert not [r for r in records if "kept in float32" in r.getMessage()]
+    pipe, keep = backbone.pipe, backbone.transformer._keep_in_fp32_modules
+    assert {p.dtype for p in pipe.vae.parameters()} == {torch.float32}
+    if name == "tiny-wan":
+        assert {p.dtype for p in pipe.image_encoder.parameters()} == {torch.float32}
+    for param_name, param in backbone.transformer.named_parameters():
+        kept = any(k in param_name.split(".") for k in keep)
+        assert param.dtype == (torch.float32 if kept else torch.bfloat16), param_name
+    assert {p.dtype for p in pipe.text_encoder.parameters()} == {torch.bfloat16}
+    _, _, videos = setups(name)
+    config = smoke_config(name).model_copy(update={"dtype": "bf16"})
+    trainer = LoraTrainer(backbone, videos[:1], config)
+    assert np.isfinite(trainer.train(1, progress=False)[0])
+    assert np.isfinite(ours_last_frame(backbone, videos[0][0], config, seed=1)).all()
 
 
 def test_the_full_size_models_are_counted_on_meta():

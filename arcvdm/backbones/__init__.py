@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from arcvdm.config import RunConfig
 from arcvdm.device import pick_device, pick_dtype
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import read_json
@@ -66,7 +67,11 @@ BACKBONES.add("cogvideox1.5-5b-i2v-random",
               BackboneSpec("cogvideox", build=_full_size("arcvdm.backbones.cogvideox:build_random_5b")))
 # LTX-Video: `tiny-ltx` has 1 layer, 2 heads x 16 and a x32/x8 VAE (the real shape rules).
 BACKBONES.add("tiny-ltx", BackboneSpec("ltx", build=_tiny(TINY + "build_tiny_ltx_pipeline")))
+# `Lightricks/LTX-Video`'s diffusers folder is release 0.9.0, finetrainers' default; 0.9.1, the same 2B transformer
+# with a timestep-conditioned VAE, also loads as LTXImageToVideoPipeline. 0.9.5+ condition through
+# LTXConditionPipeline, another objective (docs/backbones.md).
 BACKBONES.add("ltx-video-2b-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video"))
+BACKBONES.add("ltx-video-2b-0.9.1-i2v", BackboneSpec("ltx", source="Lightricks/LTX-Video-0.9.1"))
 BACKBONES.add("ltx-video-2b-i2v-random", BackboneSpec("ltx", build=_full_size("arcvdm.backbones.ltx:build_random_2b")))
 # Wan2.1 I2V: `tiny-wan` has 1 layer, 2 heads x 16, a tiny UMT5 and CLIP.
 BACKBONES.add("tiny-wan", BackboneSpec("wan", build=_tiny(TINY + "build_tiny_wan")))
@@ -82,6 +87,48 @@ BACKBONES.add("wan2.2-ti2v-5b-random",
 
 def family_class(family: str):
     return _imported(FAMILIES.get(family))
+
+
+def check_config(config: RunConfig) -> RunConfig:
+    """Refuse what the config's backbone cannot take (shapes, canvases past its `largest_canvas`, sampling steps,
+    LoRA targets, trainer choices, scheduler) in one line, before any model or data loads, and record the scheduler as its diffusers class and the
+    family's default trainer choices (config.json shows them).
+
+    Every entry that runs a config calls this (`arcvdm.runner.run_dataset`, `arcvdm.vision.runner.run_vision`, the
+    benchmarks). A hub id that is not registered has no family until its model_index.json is read: it is checked
+    at load. Returns `config`, updated in place.
+    """
+    family = family_of(config.backbone)
+    if family is not None:
+        backbone = family_class(family)
+        backbone.check_video_shape(config.video.frames, config.video.height, config.video.width)
+        backbone.check_sample_steps(config.sample.steps)
+        backbone.lora_target_modules(config.lora.targets)
+        backbone.check_training_choices(config.train)
+        config.sample.scheduler = backbone.scheduler_class_name(config.sample.scheduler)
+        limit = largest_canvas(config.backbone)
+        for what, size, most in zip(("height", "width"), (config.video.height, config.video.width), limit or ()):
+            if size > most:
+                raise ArcvdmError(f"video.{what} = {size}: backbone {config.backbone!r} accepts canvases up to "
+                                  f"{limit[0]}x{limit[1]} (sides multiples of {backbone.side_multiple}); "
+                                  f"set video.{what} (--{what}) to {most} or less")
+    return config
+
+
+def largest_canvas(name_or_path: str) -> tuple[int, int] | None:
+    """The largest (height, width) a registered or local pipeline folder draws, read from its transformer and VAE
+    configs without loading weights (the mini: 64x64); None when nothing bounds it below its family's shape rule,
+    and for hub ids and built backbones."""
+    spec = BACKBONES.get(name_or_path) if name_or_path in BACKBONES else None
+    source = spec.source if spec else name_or_path
+    if source is None or not Path(source).is_dir():
+        return None
+    folder = Path(source)
+    try:
+        transformer, vae = (read_json(folder / part / "config.json") for part in ("transformer", "vae"))
+    except (OSError, ValueError):
+        return None  # loading names the damaged file
+    return family_class(family_of(name_or_path)).largest_canvas(transformer, vae)
 
 
 def _family_of_pipeline(index: dict, where: str) -> str:
@@ -140,7 +187,7 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None,
     else:
         source = spec.source if spec else name_or_path
         if Path(source).is_dir():  # a folder with a model card: a missing or damaged file is named, with its fix
-            from arcvdm.pretrain.card import verify_folder
+            from arcvdm.backbones.mini_card import verify_folder
 
             verify_folder(Path(source))
         try:
@@ -148,10 +195,7 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None,
         except OSError as e:
             raise ArcvdmError(f"cannot load backbone {source!r}: {str(e).splitlines()[0]} (download it on a machine "
                               "with hub access and pass the local folder)") from None
-    if device.type != "meta":
-        pipe.to(device)
-        if pipe.transformer.dtype != dtype or pipe.vae.dtype != dtype:
-            pipe.to(dtype=dtype)  # one dtype for the whole pipeline: diffusers refuses a mixed VAE/transformer
+    family.place(pipe, device, dtype)  # per-component precision; text encoders wait on the CPU
     if device.type == "cuda" and hasattr(pipe.vae, "enable_slicing"):
         pipe.vae.enable_slicing()
     for part in ("transformer", "vae", "text_encoder", "image_encoder"):

@@ -14,6 +14,7 @@ these methods, so they never learn which family they run:
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
 import zlib
 from typing import Any, ClassVar
@@ -43,6 +44,19 @@ def stand_in_embeds(prompt: str, *shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(zlib.crc32(prompt.encode())))
 
 
+def latent_mse(prediction: torch.Tensor, target: torch.Tensor, frame_weights: torch.Tensor | None = None,
+               frame_dim: int = 1) -> torch.Tensor:
+    """The families' denoising MSE. `frame_weights` [B, latent frames] (the mini's pretraining weights the answer's
+    latents up; runs and the LoRA trainer pass none) multiplies each latent frame's squared errors along
+    `frame_dim`, so a frame weighted 1 counts as unweighted."""
+    if frame_weights is None:
+        return torch.nn.functional.mse_loss(prediction.float(), target.float())
+    shape = [len(frame_weights)] + [1] * (prediction.dim() - 1)
+    shape[frame_dim] = frame_weights.shape[1]
+    weights = frame_weights.to(prediction.device, torch.float32).view(shape)
+    return (weights * (prediction.float() - target.float()) ** 2).mean()
+
+
 def _nearest(value: int, valid) -> str:
     below = max((v for v in valid if v <= value), default=None)
     above = min((v for v in valid if v >= value), default=None)
@@ -66,12 +80,22 @@ class Backbone(abc.ABC):
     # Sampling schedulers by short name -> diffusers class name; the first one is the family's default.
     schedulers: ClassVar[dict[str, str]]
     min_sample_steps: ClassVar[int] = 1  # fewer denoising steps than this break the family's scheduler
+    # Trainer choices of config.train where the trainers people use differ for this family (field -> its default,
+    # which `check_training_choices` fills in); the family's objective reads them as attributes of the same name.
+    training_choices: ClassVar[dict[str, str]] = {}
+    # Components in fp32 whatever the backbone dtype (as the family's stock example loads them), and components that
+    # wait on `park_device` while unused: only `using(...)` brings them to the training device.
+    fp32_parts: ClassVar[tuple[str, ...]] = ()
+    parked_parts: ClassVar[tuple[str, ...]] = ("text_encoder",)
+    park_device: torch.device = torch.device("cpu")
 
     def __init__(self, pipe, name: str, device: torch.device, dtype: torch.dtype):
         self.pipe = pipe
         self.name = name
         self.device = device
         self.dtype = dtype
+        for field, default in self.training_choices.items():
+            setattr(self, field, default)
         self._prompts: dict[str, dict[str, torch.Tensor]] = {}
         self._flops: dict[tuple[int, int, int], float] = {}
 
@@ -88,6 +112,18 @@ class Backbone(abc.ABC):
     def temporal_compression(self) -> int:
         """Frames per latent frame after the first: the last this many frames of a video decode from its last latent."""
         return self.pipe.vae_scale_factor_temporal
+
+    @property
+    def spatial_compression(self) -> int:
+        """Pixels per latent pixel a side: the VAE's spatial factor, as the loaded pipeline computes it."""
+        return self.pipe.vae_scale_factor_spatial
+
+    @property
+    def token_size(self) -> int:
+        """Pixels per transformer token a side: the VAE's spatial factor x the transformer's spatial patch
+        (the codec's `token-aligned` layout draws each cell on whole tokens of this size)."""
+        patch = self.transformer.config.patch_size
+        return self.spatial_compression * int(patch[-1] if isinstance(patch, (tuple, list)) else patch)
 
     # --- shapes, names, loading ---------------------------------------------------------------------------------
 
@@ -107,6 +143,12 @@ class Backbone(abc.ABC):
                                   f"(nearest: {_nearest(int(size), valid)}); set video.{what}")
 
     @classmethod
+    def largest_canvas(cls, transformer: dict, vae: dict) -> tuple[int, int] | None:
+        """The largest (height, width) a pipeline with these component configs (their config.json) can draw, where
+        its weights bound it below the family's shape rule; None = no such bound."""
+        return None
+
+    @classmethod
     def check_sample_steps(cls, steps: int) -> None:
         if steps < cls.min_sample_steps:
             raise ArcvdmError(f"sample.steps = {steps}: {cls.label} samples with at least {cls.min_sample_steps} "
@@ -124,8 +166,10 @@ class Backbone(abc.ABC):
 
     @classmethod
     def load_pretrained(cls, name_or_path: str, dtype: torch.dtype):
-        """The stock pipeline from a hub id or a `save_pretrained` folder, in `dtype` (diffusers >= 0.40 honours it)."""
-        pipe = cls.pipeline_class().from_pretrained(name_or_path, dtype=dtype)
+        """The stock pipeline from a hub id or a `save_pretrained` folder, in `dtype` (diffusers >= 0.40 honours it;
+        `fp32_parts` in fp32, a per-component dtype as diffusers takes it)."""
+        dtypes = {"default": dtype, **{part: torch.float32 for part in cls.fp32_parts}}
+        pipe = cls.pipeline_class().from_pretrained(name_or_path, dtype=dtypes)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -151,6 +195,48 @@ class Backbone(abc.ABC):
     def scheduler_settings(self, class_name: str) -> dict[str, Any]:
         """Settings that `class_name` spells differently from the loaded scheduler's config (none by default)."""
         return {}
+
+    @classmethod
+    def check_training_choices(cls, train) -> None:
+        """Fill in this family's defaults for the trainer choices of `train` it offers; refuse one it does not."""
+        for field in ("first_frame", "sigma_sampling"):
+            value = getattr(train, field)
+            if field in cls.training_choices:
+                setattr(train, field, value or cls.training_choices[field])
+            elif value is not None:
+                offered = ", ".join(f"train.{f}" for f in cls.training_choices) or "no trainer choice"
+                raise ArcvdmError(f"train.{field} = {value!r} is not a {cls.label} setting ({cls.label} offers "
+                                  f"{offered}): leave it unset, or use a preset of this backbone's family")
+
+    def use_training(self, train) -> None:
+        """Train with the trainer choices of `train` (a TrainConfig) this family offers."""
+        for field, default in self.training_choices.items():
+            setattr(self, field, getattr(train, field) or default)
+
+    @classmethod
+    def place(cls, pipe, device: torch.device, dtype: torch.dtype) -> None:
+        """Cast every component to `dtype` (`fp32_parts` to fp32; the modules its library keeps in fp32 stay so) and
+        move it to `device`, except `parked_parts`, which go to `park_device` (nothing moves on `meta`)."""
+        from arcvdm.backbones.precision import cast_like_from_pretrained
+
+        for name, part in pipe.components.items():
+            if isinstance(part, torch.nn.Module):
+                cast_like_from_pretrained(part, torch.float32 if name in cls.fp32_parts else dtype)
+                if device.type != "meta":
+                    part.to(cls.park_device if name in cls.parked_parts else device)
+
+    @contextlib.contextmanager
+    def using(self, *parts: str):
+        """The parked components `parts` on the training device for the block, back on `park_device` after it."""
+        modules = [getattr(self.pipe, p, None) for p in parts]
+        modules = [m for m in modules if m is not None and self.device.type != "meta"]
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to(self.park_device)
 
     @classmethod
     def lora_target_modules(cls, targets: str) -> list[str] | str:
@@ -181,10 +267,11 @@ class Backbone(abc.ABC):
     # --- conditioning and objective (the family's own) -----------------------------------------------------------
 
     def prompt_embeds(self, prompt: str) -> dict[str, torch.Tensor]:
-        """The family's text conditioning for `prompt` (batch 1), encoded once and cached: the text encoder stays
-        off the hot loop. Without a text encoder (full-size random stand-ins), seeded random embeddings."""
+        """The family's text conditioning for `prompt` (batch 1), encoded once and cached: the text encoder comes to
+        the training device for it and leaves again. Without a text encoder (full-size random stand-ins), seeded
+        random embeddings."""
         if prompt not in self._prompts:
-            with torch.no_grad():
+            with self.using("text_encoder"), torch.no_grad():
                 embeds = self.encode_prompt(prompt)
             self._prompts[prompt] = {k: v.to(self.device) for k, v in embeds.items()}
         return self._prompts[prompt]
@@ -205,7 +292,8 @@ class Backbone(abc.ABC):
     @abc.abstractmethod
     def loss(self, batch: dict[str, torch.Tensor], draw: dict[str, torch.Tensor],
              prompt: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The family's denoising loss on `batch` under `draw`; gradients reach whichever weights require them."""
+        """The family's denoising loss on `batch` under `draw`; gradients reach whichever weights require them.
+        `prompt`'s tensors have batch 1 (one prompt for every video) or one row per video (augment.view_prompts)."""
 
     @abc.abstractmethod
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,

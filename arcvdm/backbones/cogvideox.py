@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
+from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, latent_mse, stand_in_embeds
 
 IMAGE_NOISE_LOG_SIGMA = (-3.0, 0.5)  # mean and std of log sigma, as in CogVideoX's I2V training
 OFS = 2.0  # the pipeline always passes ofs = 2.0; the output depends on it
@@ -106,10 +105,23 @@ class CogVideoXBackbone(Backbone):
         "qkvo-ff": [*ATTENTION_TARGETS["qkvo"], "ff.net.0.proj", "ff.net.2"],
         # Every linear layer inside the transformer blocks (attention, feed-forward, adaptive norms),
         # not the patch embedding or the output head.
-        "all-linear": r"transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|norm[12]\.linear)",
+        "block-linear": r"transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|norm[12]\.linear)",
+        # peft's own shorthand: the block linears plus the patch, time and ofs embeddings and the output head
+        "all-linear": "all-linear",
     }
     # The hub pipeline ships DDIM, but the official trainer's validation and the 5B inference demo sample with DPM.
     schedulers = {"dpm": "CogVideoXDPMScheduler", "ddim": "CogVideoXDDIMScheduler"}
+
+    @classmethod
+    def largest_canvas(cls, transformer: dict, vae: dict) -> tuple[int, int] | None:
+        """CogVideoX1.5 (a temporal patch) slices its rotary positions from a table of sample_height x sample_width
+        latents (diffusers `get_3d_rotary_pos_embed(grid_type="slice")`): a larger canvas fails inside the
+        transformer with "Sizes of tensors must match". 1.0 interpolates its positions to any size."""
+        if transformer.get("patch_size_t") is None or not transformer.get("use_rotary_positional_embeddings"):
+            return None
+        p = transformer["patch_size"]
+        spatial = 2 ** (len(vae["block_out_channels"]) - 1)  # the pipeline's vae_scale_factor_spatial
+        return transformer["sample_height"] // p * p * spatial, transformer["sample_width"] // p * p * spatial
 
     @classmethod
     def load_pretrained(cls, name_or_path: str, dtype: torch.dtype):
@@ -151,7 +163,7 @@ class CogVideoXBackbone(Backbone):
         latents, firsts = [], []
         for video in videos:
             pixels = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # [1, 3, F, H, W]
-            latent = vae.encode(pixels.to(self.device, self.dtype)).latent_dist.sample(generator)
+            latent = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.sample(generator)
             latents.append((latent * vae.config.scaling_factor).permute(0, 2, 1, 3, 4).float().cpu())
             firsts.append(pixels[:, :, :1])
         latents = torch.cat(latents)
@@ -174,10 +186,10 @@ class CogVideoXBackbone(Backbone):
         """[B, padded, C, h, w]: the noised first frame's latents, then zeros, as `prepare_latents` builds them."""
         vae = self.pipe.vae
         sigma = draw["image_sigma"].view(-1, 1, 1, 1, 1)
-        noised = (first_frames + sigma * draw["image_noise"]).to(self.device, self.dtype)
+        noised = (first_frames + sigma * draw["image_noise"]).to(self.device, vae.dtype)
         with torch.no_grad():
             posterior = vae.encode(noised).latent_dist
-            image = posterior.mean + posterior.std * draw["image_posterior"].to(self.device, self.dtype)
+            image = posterior.mean + posterior.std * draw["image_posterior"].to(self.device, vae.dtype)
         scale = vae.config.scaling_factor
         image = (image / scale if vae.config.invert_scale_latents else image * scale).permute(0, 2, 1, 3, 4)
         return torch.cat([image, image.new_zeros(image.shape[0], padded - 1, *image.shape[2:])], dim=1)
@@ -201,7 +213,7 @@ class CogVideoXBackbone(Backbone):
             return_dict=False,
         )[0]
         target = scheduler.get_velocity(latents, noise, timesteps)
-        return F.mse_loss(prediction.float(), target.float())
+        return latent_mse(prediction, target, batch.get("frame_weights"))
 
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
                  generators: list[torch.Generator]) -> np.ndarray:

@@ -1,9 +1,11 @@
 """LTX-Video image-to-video: first-frame conditioning, the flow-matching objective, Euler sampling; the real weights
 (hub id or local folder) and a same-shape random stand-in.
 
-The objective is the one `LTXImageToVideoPipeline.prepare_latents` and `__call__` undo at inference, trained as the
-official LTX-Video-Trainer does (`ltxv_trainer/training_strategies.py`, StandardTrainingStrategy with first-frame
-conditioning always on, as every I2V sample is conditioned):
+Two trainers train LTX-Video LoRAs differently; `train.first_frame` picks one (docs/backbones.md).
+
+`train.first_frame = clean` (the family's default) is the objective `LTXImageToVideoPipeline.prepare_latents` and
+`__call__` undo at inference, trained as the official LTX-Video-Trainer does (`ltxv_trainer/training_strategies.py`,
+StandardTrainingStrategy with first-frame conditioning always on, as every I2V sample is conditioned):
 
 - video in [-1, 1] -> VAE posterior sample -> (z - latents_mean) * scaling_factor / latents_std, packed to tokens
   [B, f*h*w, C] (frames outermost, so the first latent frame's h*w tokens come first), encoded once per problem.
@@ -17,6 +19,13 @@ conditioning always on, as every I2V sample is conditioned):
 - the transformer predicts the velocity noise - x_0; the MSE is taken over the other frames' tokens only;
 - rotary positions use rope_interpolation_scale = (temporal compression / frame_rate, spatial, spatial) with the
   pipeline's default frame_rate of 25, at training and at inference alike; the T5 prompt comes with its attention mask.
+
+`train.first_frame = finetrainers` (`paper-ltx`: Table 3's optimizer flags are finetrainers') is finetrainers' LTX-Video
+objective (github.com/a-r-r-o-w/finetrainers, `finetrainers/models/ltx_video/base_specification.py`, `forward`):
+sigma logit-normal(0, 1) with shift 1 (`arcvdm/backbones/flow_matching.py`); the first latent frame is noised like
+the others, except that with probability 0.1 per step (`first_frame_conditioning_p`) its sigma is
+min(U(0, 1) sigma, 0.25) (`min_first_frame_sigma`); every token gets the same timestep 1000 sigma and enters the loss.
+finetrainers truncates 1000 sigma to an integer; we pass the float, as the pipeline's scheduler does at inference.
 """
 
 from __future__ import annotations
@@ -28,11 +37,15 @@ import torch
 import torch.nn.functional as F
 
 from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
+from arcvdm.backbones.flow_matching import logit_normal_sigmas
 
 FRAME_RATE = 25  # the pipeline's default frame_rate; it sets the temporal rotary scale
 MAX_SEQUENCE_LENGTH = 128  # the pipeline's default T5 prompt length
 # LTX-Video-Trainer's shifted logit-normal sigma sampler: shift = linear in the token count through these points.
 SIGMA_SHIFT_POINTS = ((1024, 0.95), (4096, 2.05))
+# finetrainers' first-frame conditioning: how often, and the cap on the first frame's sigma when it happens.
+FIRST_FRAME_CONDITIONING_P = 0.1
+MIN_FIRST_FRAME_SIGMA = 0.25
 
 # Lightricks/LTX-Video transformer/config.json (0.9.0, the 2B model): 1.92 B parameters.
 TRANSFORMER_2B = dict(
@@ -111,8 +124,12 @@ class LTXBackbone(Backbone):
         # Every linear layer inside the transformer blocks: both attentions and the feed-forward (LTX's blocks
         # modulate with a learned table, not a linear, so this is the qkvo-ff set); not the patch embedding,
         # caption projection, timestep embedding or output head.
-        "all-linear": rf"transformer_blocks\.\d+\.({_ATTENTION}|ff\.net\.(0\.proj|2))",
+        "block-linear": rf"transformer_blocks\.\d+\.({_ATTENTION}|ff\.net\.(0\.proj|2))",
+        # peft's own shorthand: the block linears plus proj_in, proj_out, the AdaLN time-embedding linears and the
+        # caption projection (what finetrainers' `--target_modules all-linear` wraps).
+        "all-linear": "all-linear",
     }
+    training_choices = {"first_frame": "clean"}
     schedulers = {"euler": "FlowMatchEulerDiscreteScheduler"}
     # One step stretches the sigmas to the terminal shift 0.1 by dividing by zero: the pipeline would sample NaN.
     min_sample_steps = 2
@@ -122,6 +139,10 @@ class LTXBackbone(Backbone):
     @property
     def temporal_compression(self) -> int:
         return self.pipe.vae_temporal_compression_ratio
+
+    @property
+    def spatial_compression(self) -> int:
+        return self.pipe.vae_spatial_compression_ratio
 
     def latent_size(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(latent frames, height, width): 9 x 480 x 704 -> 2 x 15 x 22."""
@@ -156,31 +177,40 @@ class LTXBackbone(Backbone):
         latents = []
         for video in videos:
             pixels = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # [1, 3, F, H, W]
-            latent = vae.encode(pixels.to(self.device, self.dtype)).latent_dist.sample(generator)
+            latent = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist.sample(generator)
             latent = self.pipe._normalize_latents(latent, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
             latents.append(latent.float().cpu())
         return {"latents": torch.cat(latents)}
 
     def draw_noise(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """`noise`, the videos' `sigmas` and `first_sigmas`, the first latent frame's (0: clean, as conditioned)."""
         latents = batch["latents"]
         b, _, f, h, w = latents.shape
-        return {
-            "noise": torch.randn(latents.shape, generator=generator),
-            "sigmas": torch.sigmoid(torch.randn(b, generator=generator) + sigma_shift(f * h * w)),
-        }
+        noise = torch.randn(latents.shape, generator=generator)
+        if self.first_frame == "clean":
+            sigmas = torch.sigmoid(torch.randn(b, generator=generator) + sigma_shift(f * h * w))
+            return {"noise": noise, "sigmas": sigmas, "first_sigmas": torch.zeros(b)}
+        sigmas = logit_normal_sigmas(b, generator)
+        conditioned = torch.rand(1, generator=generator) < FIRST_FRAME_CONDITIONING_P  # one coin per step
+        capped = torch.clamp(torch.rand(b, generator=generator) * sigmas, max=MIN_FIRST_FRAME_SIGMA)
+        return {"noise": noise, "sigmas": sigmas, "first_sigmas": torch.where(conditioned, capped, sigmas)}
 
     def loss(self, batch: dict[str, torch.Tensor], draw: dict[str, torch.Tensor],
              prompt: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The flow-matching MSE on the non-conditioning tokens for these videos at these (noise, sigma)."""
+        """The flow-matching MSE for these videos at these (noise, sigmas): with a clean first frame (timestep 0,
+        out of the loss), or finetrainers' way (its own first-frame sigma, one timestep, every token in the loss)."""
         latents = batch["latents"].to(self.device)
         b, _, f, h, w = latents.shape
         clean = self.pack(latents)
         noise = self.pack(draw["noise"].to(self.device))
         sigmas = draw["sigmas"].to(self.device).view(-1, 1, 1)
-        first = h * w  # the first latent frame's tokens: clean, timestep 0, no loss
-        noisy = torch.cat([clean[:, :first], ((1 - sigmas) * clean + sigmas * noise)[:, first:]], dim=1)
+        first_sigmas = draw["first_sigmas"].to(self.device).view(-1, 1, 1)
+        first = h * w  # the first latent frame's tokens
+        noisy = torch.cat([((1 - first_sigmas) * clean + first_sigmas * noise)[:, :first],
+                           ((1 - sigmas) * clean + sigmas * noise)[:, first:]], dim=1)
         timestep = (sigmas.view(-1, 1) * 1000.0).expand(-1, clean.shape[1]).clone()
-        timestep[:, :first] = 0.0
+        scored = first if self.first_frame == "clean" else 0  # the tokens the loss scores start here
+        timestep[:, :scored] = 0.0
         prediction = self.transformer(
             hidden_states=noisy.to(self.dtype),
             encoder_hidden_states=prompt["prompt_embeds"].expand(b, -1, -1),
@@ -193,7 +223,7 @@ class LTXBackbone(Backbone):
             return_dict=False,
         )[0]
         target = noise - clean
-        return F.mse_loss(prediction[:, first:].float(), target[:, first:].float())
+        return F.mse_loss(prediction[:, scored:].float(), target[:, scored:].float())
 
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
                  generators: list[torch.Generator]) -> np.ndarray:

@@ -2,7 +2,8 @@
 id or local folder) and a same-shape random stand-in.
 
 The objective is the one `WanImageToVideoPipeline` undoes at inference (`prepare_latents` and `__call__`, diffusers
-0.42) and the well-known Wan trainers compute (finetrainers' Wan specification, DiffSynth-Studio's Wan training):
+0.42); finetrainers' Wan specification (github.com/a-r-r-o-w/finetrainers,
+`finetrainers/models/wan/base_specification.py`) builds the same conditioning, latents and target:
 
 - video in [-1, 1] -> VAE posterior sample, normalised (z - latents_mean) / latents_std, as [B, C, f, h, w],
   encoded once per problem;
@@ -11,10 +12,19 @@ The objective is the one `WanImageToVideoPipeline` undoes at inference (`prepare
   first frame's latent slots, 0 elsewhere); it is concatenated with the noisy latents on channels (16 + 4 + 16 = 36);
 - the CLIP image embedding (`pipe.encode_image`: penultimate hidden states of the first frame) goes in as
   `encoder_hidden_states_image`; the text as UMT5 embeddings padded to 512 tokens, as `__call__` encodes them;
-- every step: u ~ U(0, 1), sigma = shift u / (1 + (shift - 1) u) with the shipped scheduler's flow_shift (3.0 for
-  480P: the sigmas the sampler visits), x_t = (1 - sigma) x_0 + sigma noise, timestep = 1000 sigma, and the
-  transformer predicts noise - x_0 under an unweighted MSE (finetrainers' target and weighting "none"; DiffSynth
-  draws shifted sigmas from a 1000-step table and reweights them; we keep the sampler's own shift and no weights).
+- every step a sigma, drawn as `train.sigma_sampling` says (docs/backbones.md):
+  `shifted-uniform` (the family's default): u ~ U(0, 1), sigma = shift u / (1 + (shift - 1) u) with the shipped
+  scheduler's flow_shift (3.0 for 480P: the sigmas the sampler visits; median 0.75). No trainer does exactly this:
+  DiffSynth-Studio draws shifted sigmas from a 1000-step table and reweights the loss;
+  `logit-normal` (`paper-wan`): finetrainers' draw, sigmoid(N(0, 1)) with shift 1 on its 1000-step table
+  (`arcvdm/backbones/flow_matching.py`; median 0.5);
+- x_t = (1 - sigma) x_0 + sigma noise, timestep = 1000 sigma (finetrainers truncates it to an integer; we pass the
+  float, as the sampler does), and the transformer predicts noise - x_0 under an unweighted MSE (finetrainers'
+  target, and its weighting under both of its schemes here). finetrainers also normalises the VAE's log-variance
+  with the latent mean and std before sampling the posterior; we sample, then normalise, as `prepare_latents` does.
+
+Precision as the stock example loads it: the VAE and the CLIP image encoder in fp32 under a bf16 transformer, whose
+`_keep_in_fp32_modules` stay fp32 too; the UMT5 and CLIP encoders wait on the CPU while unused.
 
 The pipeline conditions one image per call (its `prepare_latents` repeats the condition per generator), so
 `generate` runs it once per first frame. Wan2.2 TI2V (`arcvdm/backbones/wan22.py`) subclasses this module.
@@ -29,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from arcvdm.backbones.base import ATTENTION_TARGETS, Backbone, stand_in_embeds
+from arcvdm.backbones.flow_matching import logit_normal_sigmas
 
 TEXT_TOKENS = 512  # `WanImageToVideoPipeline.__call__` pads the UMT5 embeddings to max_sequence_length=512
 
@@ -89,8 +100,13 @@ class WanBackbone(Backbone):
         **ATTENTION_TARGETS,
         "qkvo-ff": [*ATTENTION_TARGETS["qkvo"], "ffn.net.0.proj", "ffn.net.2"],
         # every linear layer in the blocks, the image cross-attention's key/value projections included
-        "all-linear": rf"blocks\.\d+\.{_BLOCK_LINEARS}",
+        "block-linear": rf"blocks\.\d+\.{_BLOCK_LINEARS}",
+        # peft's own shorthand: the block linears plus the condition embedders and the output head
+        "all-linear": "all-linear",
     }
+    training_choices = {"sigma_sampling": "shifted-uniform"}
+    fp32_parts = ("vae", "image_encoder")  # the stock Wan2.1 I2V example loads these in fp32
+    parked_parts = ("text_encoder", "image_encoder")
     # The hub pipeline ships UniPC with flow sigmas; the flow-matching Euler sampler is the other stock choice.
     schedulers = {"unipc": "UniPCMultistepScheduler", "euler": "FlowMatchEulerDiscreteScheduler"}
 
@@ -145,24 +161,26 @@ class WanBackbone(Backbone):
         for video in videos:
             frames, height, width = video.shape[:3]
             pixels = torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # [1, 3, F, H, W]
-            latent = self.pipe.vae.encode(pixels.to(self.device, self.dtype)).latent_dist.sample(generator)
+            latent = self.pipe.vae.encode(pixels.to(self.device, self.pipe.vae.dtype)).latent_dist.sample(generator)
             out.setdefault("latents", []).append(self.normalise(latent.float()).cpu())
             placeholder = torch.zeros(1, self.pipe.vae.config.z_dim, *self.latent_shape(frames, height, width))
             condition = self.pipe.prepare_latents(pixels[:, :, 0].to(self.device), 1, placeholder.shape[1], height,
                                                   width, frames, torch.float32, self.device, latents=placeholder)[1]
             out.setdefault("condition", []).append(condition.float().cpu())
             if self.transformer.config.image_dim is not None:
-                embeds = self.pipe.encode_image(Image.fromarray(video[0]), self.device)
+                with self.using("image_encoder"):
+                    embeds = self.pipe.encode_image(Image.fromarray(video[0]), self.device)
                 out.setdefault("image_embeds", []).append(embeds.float().cpu())
         return {key: torch.cat(value) for key, value in out.items()}
 
     def draw_noise(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         latents = batch["latents"]
-        u = torch.rand(latents.shape[0], generator=generator)
-        return {
-            "noise": torch.randn(latents.shape, generator=generator),
-            "sigmas": self.shift * u / (1 + (self.shift - 1) * u),  # the shifted schedule the sampler visits
-        }
+        if self.sigma_sampling == "logit-normal":
+            sigmas = logit_normal_sigmas(latents.shape[0], generator)
+        else:
+            u = torch.rand(latents.shape[0], generator=generator)
+            sigmas = self.shift * u / (1 + (self.shift - 1) * u)  # the shifted schedule the sampler visits
+        return {"noise": torch.randn(latents.shape, generator=generator), "sigmas": sigmas}
 
     def model_inputs(self, noisy: torch.Tensor, condition: torch.Tensor,
                      timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,28 +214,34 @@ class WanBackbone(Backbone):
 
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
                  generators: list[torch.Generator]) -> np.ndarray:
+        self.use_scheduler(config.sample.scheduler)
+        negative = self.prompt_embeds("")["prompt_embeds"] if config.sample.guidance_scale > 1.0 else None
+        videos = []
+        with self.using("image_encoder"):  # the pipeline encodes the image itself (it refuses image_embeds with image)
+            for image, generator in zip(images, generators):  # the pipeline takes one conditioning image per call
+                videos.append(self.sample_one(image, generator, prompt, negative, config))
+        return np.concatenate(videos).astype(np.float32)
+
+    def sample_one(self, image: torch.Tensor, generator: torch.Generator, prompt: dict[str, torch.Tensor],
+                   negative: torch.Tensor | None, config) -> np.ndarray:
+        """One video from one first frame (fp32 [3, H, W] in [0, 1]) through the stock pipeline."""
         from PIL import Image
 
         v, s = config.video, config.sample
-        self.use_scheduler(s.scheduler)
-        negative = self.prompt_embeds("")["prompt_embeds"] if s.guidance_scale > 1.0 else None
-        videos = []
-        for image, generator in zip(images, generators):  # the pipeline takes one conditioning image per call
-            pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # exact: frames are uint8 / 255
-            videos.append(self.pipe(
-                image=Image.fromarray(pixels),  # what the pipeline's CLIP processor and VAE expect
-                prompt_embeds=prompt["prompt_embeds"],
-                negative_prompt_embeds=negative,
-                height=v.height,
-                width=v.width,
-                num_frames=v.frames,
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance_scale,
-                generator=generator,
-                output_type="np",
-                return_dict=False,
-            )[0])
-        return np.concatenate(videos).astype(np.float32)
+        pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # exact: frames are uint8 / 255
+        return self.pipe(
+            image=Image.fromarray(pixels),  # what the pipeline's CLIP processor and VAE expect
+            prompt_embeds=prompt["prompt_embeds"],
+            negative_prompt_embeds=negative,
+            height=v.height,
+            width=v.width,
+            num_frames=v.frames,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance_scale,
+            generator=generator,
+            output_type="np",
+            return_dict=False,
+        )[0]
 
     def forward_inputs(self, frames: int, height: int, width: int, device: torch.device) -> dict[str, Any]:
         config = self.transformer.config

@@ -9,8 +9,10 @@ differently from Wan2.1, and so does the objective here (as DiffSynth-Studio's `
 - timesteps are per token: 0 on the first frame's tokens (clean), 1000 sigma on the others;
 - the loss leaves the first latent frame out (the pipeline overwrites it with the condition after denoising).
 
-Everything else (latents, shifted sigmas with the shipped shift 5.0, target noise - x_0, UMT5 prompt, sampling)
-is Wan2.1's. A TI2V folder may say `WanPipeline` (text and image to video share weights) or
+Everything else (latents, target noise - x_0, UMT5 prompt, sampling, precision) is Wan2.1's, and so is the choice of
+`train.sigma_sampling`: the draw is the same code, and a Wan recipe (`paper-wan`) then runs unchanged on Wan2.2. Its
+default stays `shifted-uniform` with the shipped shift 5.0, closest to DiffSynth-Studio's shifted sigmas for TI2V-5B;
+`logit-normal` is finetrainers' draw (no paper recipe trains Wan2.2). A TI2V folder may say `WanPipeline` (text and image to video share weights) or
 `WanImageToVideoPipeline`; its `expand_timesteps` tells it from Wan2.1, and it loads as the image-to-video pipeline
 (`pipeline_names[0]`).
 """
@@ -65,6 +67,7 @@ class Wan22Backbone(WanBackbone):
     label = "Wan2.2 TI2V"
     pipeline_names = ("WanImageToVideoPipeline", "WanPipeline")
     side_multiple = 32  # VAE x16 (pixel patch 2 x 8), transformer patch x2
+    fp32_parts = ("vae",)  # the stock Wan2.2 TI2V example loads the VAE in fp32; there is no image encoder
 
     @classmethod
     def claims(cls, index: dict) -> bool:

@@ -1,4 +1,5 @@
-"""The typer apps every command module registers on; kept apart so command modules never import each other."""
+"""The typer apps every command module registers on, and the options several share; kept apart so command modules
+never import each other."""
 
 import typer
 
@@ -13,3 +14,7 @@ app.add_typer(codec_app, name="codec")
 app.add_typer(bench_app, name="bench")
 app.add_typer(vision_app, name="vision")
 app.add_typer(backbone_app, name="backbone")
+
+# `run`, `vision run`, `mini-bench` (arcvdm/environment.py `use_threads`; `bench` pins its own count).
+THREADS = typer.Option(None, help="torch CPU threads per process (default: the cores other work leaves free, shared by "
+                       "the workers; docs/benchmarks.md). Recorded in OUT/environment.json.")

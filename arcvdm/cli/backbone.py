@@ -20,10 +20,11 @@ COMPILE = typer.Option(False, "--compile", help="train.compile: torch.compile th
 
 
 def _config(backbone, frames, height, width, device, dtype, **overrides):
+    from arcvdm.backbones import check_config
     from arcvdm.config import load_config
 
-    return load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
-                                     "video.width": width, "device": device, "dtype": dtype, **overrides})
+    return check_config(load_config("paper-arc", {"backbone": backbone, "video.frames": frames, "video.height": height,
+                                                  "video.width": width, "device": device, "dtype": dtype, **overrides}))
 
 
 def _matmul_peak(device, dtype, n: int = 2048, reps: int = 5) -> float:
@@ -81,7 +82,7 @@ def bench_train(
     width: int = WIDTH,
     steps: int = typer.Option(5, help="Timed training steps (after one untimed, FLOP-counted step)."),
     rank: int = typer.Option(64, help="LoRA rank."),
-    targets: str = typer.Option("qkvo", help="LoRA targets: qk, vo, qkvo, qkvo-ff, all-linear."),
+    targets: str = typer.Option("qkvo", help="LoRA targets: qk, vo, qkvo, qkvo-ff, block-linear, all-linear (peft's)."),
     batch_size: int = typer.Option(2, help="Videos per step."),
     gradient_checkpointing: bool = typer.Option(False, help="Recompute activations in the backward pass."),
     device: str = DEVICE,

@@ -7,22 +7,54 @@ from typing import Optional
 
 import typer
 
-from arcvdm.cli.app import app, backbone_app
+from arcvdm.cli.app import THREADS, app, backbone_app
 
 
 @backbone_app.command("pretrain-mini")
 def pretrain_mini(
     out: Path = typer.Option(..., "--out", help="New or empty folder for the pipeline (or an unfinished one to resume)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Scale the default step counts to about N minutes on an idle 2-core CPU."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Scale the recipe's step counts to about N minutes of the machine it is sized for."),
     seed: int = typer.Option(0, "--seed", help="Seeds the initial weights and every data draw."),
+    recipe_name: str = typer.Option("cpu", "--recipe", help="cpu (the shipped mini: 2 cores, about 30 min) or gpu (one H200, at most 7 min)."),
+    device: str = typer.Option("cpu", "--device", help="Where the weights train: cpu, cuda, cuda:N."),
+    workers: int = typer.Option(0, "--workers", help="Processes generating the training videos ahead of use (0: the main process; GPU: the cores less one)."),
+    toy: bool = typer.Option(False, "--toy", help="The recipe at toy size (a step or two per stage): checks it runs end to end."),
+    fresh_videos: Optional[bool] = typer.Option(None, "--fresh-videos/--pooled-videos", help="Stage 2: new videos every step, or a pool reused per chunk (default: the recipe's)."),
+    answer_weight: Optional[float] = typer.Option(None, "--answer-weight", help="Stage 2's loss weight on the answer's (last) latent frame; 1 = unweighted."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="Save an EMA of the transformer's weights with this decay (0: the live weights)."),
+    caption_share: Optional[float] = typer.Option(None, "--caption-share", help="Share of stage-2 tasks prompted with their rule's name; the rest get the neutral prompt."),
 ) -> None:
     """Pretrain the mini CogVideoX1.5-class pipeline on generated ARC-style videos (VAE, then transformer); resumable."""
-    from arcvdm.pretrain.stages import Pretrainer, Recipe
+    from dataclasses import replace
 
-    recipe = Recipe(seed=seed)
+    from arcvdm.errors import ArcvdmError
+    from arcvdm.io import writable_folder
+    from arcvdm.pretrain.stages import RECIPES, Pretrainer
+
+    if minutes is not None and not minutes > 0:
+        raise ArcvdmError(f"--minutes {minutes:g}: give a positive number of minutes, e.g. --minutes 10")
+    if recipe_name not in RECIPES:
+        raise ArcvdmError(f"--recipe {recipe_name!r}: use one of {', '.join(RECIPES)}")
+    options = {"fresh_videos": fresh_videos, "answer_weight": answer_weight, "ema_decay": ema_decay,
+               "caption_share": caption_share}
+    if answer_weight is not None and answer_weight <= 0:
+        raise ArcvdmError(f"--answer-weight {answer_weight:g}: a loss weight must be positive (1 = unweighted)")
+    for name, value in (("--ema-decay", ema_decay), ("--caption-share", caption_share)):
+        if value is not None and not 0 <= value < (1 if name == "--ema-decay" else 1.000001):
+            raise ArcvdmError(f"{name} {value:g}: give a value from 0 to {'below 1' if name == '--ema-decay' else '1'}")
+    writable_folder(out)  # before minutes of training, not after them
+    recipe = replace(RECIPES[recipe_name](seed), **{k: v for k, v in options.items() if v is not None})
     if minutes is not None:
         recipe = recipe.scaled(minutes)
-    path = Pretrainer(out, recipe).run()
+    if toy:
+        recipe = recipe.toy()
+    flags = {"--seed": seed, "--recipe": recipe_name, "--device": device, "--workers": workers or None,
+             "--minutes": minutes, "--answer-weight": answer_weight, "--ema-decay": ema_decay,
+             "--caption-share": caption_share}
+    command = " ".join(["arcvdm backbone pretrain-mini --out DIR", *(f"{k} {v}" for k, v in flags.items() if v is not None),
+                        *(["--fresh-videos" if fresh_videos else "--pooled-videos"] if fresh_videos is not None else []),
+                        *(["--toy"] if toy else [])])
+    path = Pretrainer(out, recipe, device=device, workers=workers, command=command).run()
     typer.echo(f"wrote {path}")
 
 
@@ -60,17 +92,34 @@ def mini_bench(
     preset: str = typer.Option("mini", help="Preset or YAML/JSON config file."),
     backbone: Optional[str] = typer.Option(None, help="Backbone (default: the preset's)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config field: --set lora.rank=16 (repeatable)."),
+    threads: Optional[int] = THREADS,
 ) -> None:
     """Generate ARC-style tasks from families inside and outside pretraining, solve them, score strict pass@k per side."""
+    from arcvdm.environment import passive_wait, use_threads
+    from arcvdm.errors import ArcvdmError
+
+    if tasks < 1:
+        raise ArcvdmError(f"--tasks {tasks}: give the number of tasks to generate, at least 1 (default 100)")
+    passive_wait()  # before the config check loads torch
     from arcvdm.cli.run import parse_set
     from arcvdm.config import load_config
     from arcvdm.pretrain.bench import run_bench
+    from arcvdm.pretrain.generator import FAMILIES
 
     overrides = {"backbone": backbone, **parse_set(set_ or [])}
-    result = run_bench(out, load_config(preset, overrides), tasks, seed, log=typer.echo)
+    config = load_config(preset, overrides)
+    use_threads(threads, config.workers_per_gpu)
+    result = run_bench(out, config, tasks, seed, log=typer.echo)
     for side in ("inside", "outside", "all"):
-        r = result[side]
-        typer.echo(f"{side:>8}: strict pass@{result['attempts']} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
-                   f"  (train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
-                   f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"
-                   f" median {r['median_seconds_per_problem']} s per problem)")
+        typer.echo(f"{side:>8}: {side_line(result[side], result['attempts'], tasks, len(FAMILIES))}")
+
+
+def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
+    """One side of the bench in words: its score, or why it has none."""
+    if not r["tasks"]:
+        return f"no tasks (--tasks {tasks} reaches the first {tasks} of {families} families: give --tasks {families} or more)"
+    median = r["median_seconds_per_problem"]
+    return (f"strict pass@{attempts} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
+            f"  (train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
+            f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"
+            + (" no problem finished)" if median is None else f" median {median} s per problem)"))

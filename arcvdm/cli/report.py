@@ -44,20 +44,34 @@ def report_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
 ) -> None:
-    """Write a static HTML report (index with sortable, filterable problems; one page per problem) that opens from disk."""
+    """Write a static HTML report (index with sortable, filterable problems; one page per problem) that opens from disk.
+
+    The terminal gets the page's problem counts, and each problem that is not scored as solved or unsolved
+    (failed, no answer, malformed, not run) with its reason.
+    """
+    from rich.markup import escape
+
     from arcvdm.formats import load_predictions
     from arcvdm.io import writable_folder
     from arcvdm.report.html import write_report
-    from arcvdm.report.tables import print_unusable, print_warnings
+    from arcvdm.report.overview import counts_line
+    from arcvdm.report.tables import MAX_LISTED, print_warnings
     from arcvdm.scoring import score
 
     pset = load_predictions(run)
     if pset.kind != "run":
         raise ArcvdmError(f"{run}: not a run folder (no problems/ or config.json); `arcvdm score` reads other prediction sets")
     tasks = ground_truth([pset], dataset, data_dir)[1] if pset.family == "arc" else None
-    index = write_report(pset, tasks, writable_folder(out or run / "report"))
-    stderr = Console(stderr=True)
+    report = write_report(pset, tasks, writable_folder(out or run / "report"))
+    stderr, stdout = Console(stderr=True), Console()
     if tasks is not None:  # what the summary line cannot say: attempts beyond k, tasks without answers
         print_warnings(score(pset, tasks), stderr)
-    print_unusable(pset, "counted wrong, no page", stderr)
-    Console().print(f"wrote {index}", highlight=False)
+        stdout.print(counts_line(report.rows), highlight=False, soft_wrap=True)
+        unscored = [r for r in report.rows if r.state not in ("solved", "unsolved")]
+        for row in unscored[:MAX_LISTED]:
+            stderr.print(f"  [yellow]{row.state}[/yellow] {escape(row.task_id)}: {escape(row.status)}", highlight=False, soft_wrap=True)
+        if len(unscored) > MAX_LISTED:
+            stderr.print(f"  … and {len(unscored) - MAX_LISTED} more: the report lists them all", highlight=False)
+    for line in report.skipped:
+        stderr.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+    stdout.print(f"wrote {report.index}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 import yaml
 
-from arcvdm.cli.app import app
+from arcvdm.cli.app import THREADS, app
 from arcvdm.errors import ArcvdmError
 
 SLURM = "SLURM (with --executor slurm)"
@@ -36,12 +36,12 @@ def run(
     seed: Optional[int] = typer.Option(None, help="train.seed and sample.seed.", rich_help_panel="Training"),
     rank: Optional[int] = typer.Option(None, help="lora.rank", rich_help_panel="Training"),
     alpha: Optional[int] = typer.Option(None, help="lora.alpha", rich_help_panel="Training"),
-    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | qkvo-ff | all-linear.", rich_help_panel="Training"),
+    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | qkvo-ff | block-linear | all-linear (peft's).", rich_help_panel="Training"),
     frames: Optional[int] = typer.Option(None, help="video.frames (the backbone's rule: CogVideoX and LTX-Video 8k+1, Wan 4k+1).", rich_help_panel="Video"),
     height: Optional[int] = typer.Option(None, help="video.height (multiple of 16; 32 for LTX-Video and Wan2.2).", rich_help_panel="Video"),
     width: Optional[int] = typer.Option(None, help="video.width (multiple of 16; 32 for LTX-Video and Wan2.2).", rich_help_panel="Video"),
     trajectory: Optional[str] = typer.Option(None, help="video.trajectory: discrete, linear, ...", rich_help_panel="Video"),
-    layout: Optional[str] = typer.Option(None, help="codec.layout: centered | anchored.", rich_help_panel="Video"),
+    layout: Optional[str] = typer.Option(None, help="codec.layout: centered | anchored | token-aligned.", rich_help_panel="Video"),
     sample_steps: Optional[int] = typer.Option(None, help="sample.steps: denoising steps.", rich_help_panel="Sampling"),
     guidance: Optional[float] = typer.Option(None, help="sample.guidance_scale (1 = no CFG).", rich_help_panel="Sampling"),
     attempts: Optional[int] = typer.Option(None, help="selection.attempts: k of pass@k.", rich_help_panel="Sampling"),
@@ -57,9 +57,13 @@ def run(
     cpus_per_task: Optional[int] = typer.Option(None, help="slurm.cpus_per_task", rich_help_panel=SLURM),
     mem_gb: Optional[int] = typer.Option(None, help="slurm.mem_gb", rich_help_panel=SLURM),
     array_parallelism: Optional[int] = typer.Option(None, help="slurm.array_parallelism: array tasks at once.", rich_help_panel=SLURM),
+    threads: Optional[int] = THREADS,
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config field: --set sample.batch_size=2 (repeatable)."),
 ) -> None:
     """Solve every problem of a dataset: one JSON per problem under OUT/problems, resumable, then `arcvdm score OUT`."""
+    from arcvdm.environment import passive_wait, use_threads
+
+    passive_wait()  # before the config check loads torch
     from arcvdm.config import load_config
     from arcvdm.runner import run_dataset
 
@@ -76,6 +80,8 @@ def run(
     }
     overrides.update(parse_set(set_ or []))
     config = load_config(preset, overrides)
+    if threads is not None or executor != "slurm":  # the compute nodes' load is not this machine's
+        use_threads(threads, config.workers_per_gpu)
     task_ids = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     try:
         summary = run_dataset(dataset, config, out, tasks=task_ids, limit=limit, resume=resume,

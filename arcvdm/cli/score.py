@@ -114,24 +114,35 @@ def export_command(
     run: Path = typer.Argument(..., help="A run folder (or any prediction set) to convert."),
     fmt: str = typer.Option(..., "--format", "-f", help="kaggle (one submission.json) or arc-agi-benchmarking (one <task_id>.json per task)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (kaggle) or folder (arc-agi-benchmarking)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=DATASET_HELP + " Other sets: give it to export every task of it."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
 ) -> None:
     """Write a run's attempts as a Kaggle submission.json or an arc-agi-benchmarking submissions folder.
 
-    Problem files that cannot be read are left out and named.
+    Every task of the run's selection (of the whole dataset for runs that recorded none, or with --dataset for
+    other sets), every test output, attempt_1 and attempt_2 only; [[0]] where there is no attempt, counted in a
+    warning. Tasks left out (not in the dataset, ids that cannot be file names) are named one line each.
     """
-    from arcvdm.formats import load_predictions, write_arc_agi_benchmarking, write_kaggle
+    from rich.markup import escape
+
+    from arcvdm.formats import build_export, load_predictions, write_arc_agi_benchmarking, write_kaggle
     from arcvdm.io import writable_file, writable_folder
-    from arcvdm.report.tables import print_unusable
 
     if fmt not in ("kaggle", "arc-agi-benchmarking"):
         raise ArcvdmError(f"unknown export format '{fmt}': use --format kaggle or --format arc-agi-benchmarking")
     pset = load_predictions(run)
     if pset.family != "arc":
         raise ArcvdmError(f"{run}: a {pset.family} vision run has metrics, not ARC attempts: nothing to export")
+    target = writable_file(out) if fmt == "kaggle" else writable_folder(out)
+    tasks = ground_truth([pset], dataset, data_dir)[1] if dataset or pset.kind == "run" else None
+    export = build_export(pset, tasks)
     if fmt == "kaggle":
-        write_kaggle(pset, writable_file(out))
-        written = f"{out} ({len(pset.tasks) - len(pset.unusable())} tasks)"
+        write_kaggle(export, target)
+        written = f"{out} ({len(export.entries)} tasks, {export.outputs()} test outputs)"
     else:
-        written = f"{len(write_arc_agi_benchmarking(pset, writable_folder(out)))} task files in {out}"
-    print_unusable(pset, "not exported", Console(stderr=True))
+        written = f"{len(write_arc_agi_benchmarking(export, target))} task files in {out}"
+    stderr = Console(stderr=True)
+    for line in [*export.notes, export.warning()]:
+        if line:
+            stderr.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     Console().print(f"wrote {written}", highlight=False)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from arcvdm.cli.app import vision_app
+from arcvdm.cli.app import THREADS, vision_app
 
 
 @vision_app.command("list")
@@ -47,7 +47,7 @@ def run(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip finished problems (default) or start over."),
     progress: bool = typer.Option(False, "--progress/--quiet", help="Show training progress bars."),
     trajectory: Optional[str] = typer.Option(None, help="video.trajectory: linear | quadratic | discrete | tiles.", rich_help_panel="Ablations"),
-    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | qkvo-ff | all-linear.", rich_help_panel="Ablations"),
+    lora_targets: Optional[str] = typer.Option(None, help="lora.targets: qk | vo | qkvo | qkvo-ff | block-linear | all-linear (peft's).", rich_help_panel="Ablations"),
     rank: Optional[int] = typer.Option(None, help="lora.rank (paper: 16-256).", rich_help_panel="Ablations"),
     alpha: Optional[int] = typer.Option(None, help="lora.alpha", rich_help_panel="Ablations"),
     steps: Optional[int] = typer.Option(None, help="train.steps (default: the preset's schedule).", rich_help_panel="Ablations"),
@@ -59,8 +59,13 @@ def run(
     width: Optional[int] = typer.Option(None, help="video.width (multiple of 16; 32 for LTX-Video and Wan2.2).", rich_help_panel="Ablations"),
     device: Optional[str] = typer.Option(None, help="cuda, cuda:1, cpu, mps (default: automatic)."),
     dtype: Optional[str] = typer.Option(None, help="bf16, fp32 (default: bf16 on GPU, fp32 on CPU)."),
+    threads: Optional[int] = THREADS,
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config field: --set augment.symmetries=4 --set augment.view_prompts=true (repeatable)."),
 ) -> None:
     """Few-shot one vision family: per seed, train a LoRA on n pairs and measure held-out items every eval_every steps."""
+    from arcvdm.environment import passive_wait, use_threads
+
+    passive_wait()  # before the config check loads torch
     from arcvdm.vision.families import FAMILIES
     from arcvdm.vision.presets import vision_config
     from arcvdm.vision.runner import run_vision
@@ -70,7 +75,11 @@ def run(
         "train.steps": steps, "train.eval_every": eval_every, "train.lr": lr, "sample.steps": sample_steps,
         "video.frames": frames, "video.height": height, "video.width": width, "device": device, "dtype": dtype,
     }
+    from arcvdm.cli.run import parse_set
+
+    overrides.update(parse_set(set_ or []))
     config = vision_config(preset, FAMILIES.get(family), shots, overrides)
+    use_threads(threads)
     summary = run_vision(
         family, data, shots, config, out, seeds=range(seeds), eval_count=eval_items, resume=resume,
         categories=[c.strip() for c in category.split(",") if c.strip()],

@@ -1,13 +1,9 @@
-"""The pretrained folder's model card (`model_card.json` + `README.md`) and its integrity check.
-
-The card lists every weight file with its sha256; `verify_folder` checks them before a load, so a missing
-or damaged file is one line naming it and the command that rebuilds it, not a traceback from safetensors.
+"""Writing the pretrained folder's model card (`model_card.json` + `README.md`): recipe, data, metrics and the
+sha256 of every file, which `arcvdm/backbones/mini_card.py` checks before each load.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import shutil
@@ -16,48 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arcvdm.errors import ArcvdmError
+from arcvdm.backbones.mini_card import CARD_JSON, CARD_README, rebuild_command, sha256
 from arcvdm.io import atomic_write_json, atomic_write_text
-
-CARD_JSON = "model_card.json"
-CARD_README = "README.md"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def rebuild_command(seed: int) -> str:
-    return f"arcvdm backbone pretrain-mini --out DIR --seed {seed}"
-
-
-def verify_folder(folder: Path) -> None:
-    """Raise a one-line ArcvdmError if a file the card lists (weights, configs, tokenizer) is missing or differs
-    from its sha256.
-
-    A folder without a card (any other `save_pretrained` folder) is left to `from_pretrained`.
-    """
-    card_path = Path(folder) / CARD_JSON
-    if not card_path.is_file():
-        return
-    try:
-        card = json.loads(card_path.read_text())
-        files, seed = card["files"], card["recipe"]["seed"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ArcvdmError(f"{card_path}: not a readable model card ({e}); reinstall arcvdm or rebuild with "
-                          f"`arcvdm backbone pretrain-mini --out DIR`") from None
-    for name, entry in files.items():
-        path = Path(folder) / name
-        problem = "is missing" if not path.is_file() else None
-        if problem is None and sha256(path) != entry["sha256"]:
-            problem = "does not match the sha256 in its model card (damaged or replaced)"
-        if problem:
-            raise ArcvdmError(f"backbone weights {path} {problem}: reinstall arcvdm, or rebuild the folder with "
-                              f"`{rebuild_command(seed)}` and pass --backbone DIR")
 
 
 def _data_recipe() -> dict:
@@ -70,6 +26,23 @@ def _data_recipe() -> dict:
             "vae_data": "half family-task pairs, half transitions between dense random grids in all ten colours",
             "rendering": "arcvdm.codec (the task's plan, as runs draw it) and arcvdm.trajectories.make_video",
             "never": "ARC-AGI or ConceptARC data"}
+
+
+def _machine(device) -> str:
+    """The hardware the weights trained on: the GPU's name on CUDA, and the CPU cores that generated the data."""
+    import torch
+
+    cpu = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}"
+    return f"{torch.cuda.get_device_name(device)} with {cpu}" if device.type == "cuda" else cpu
+
+
+def _stage2_options(r: dict) -> str:
+    videos = "fresh videos every step" if r["fresh_videos"] else f"a pool of {r['pool_videos']} videos every {r['chunk_steps']} steps"
+    prompt = (f"{r['caption_share']:.0%} of tasks prompted with their rule's name, the rest neutral" if r["caption_share"]
+              else "neutral prompt")
+    weight = f"answer's latent frame weighted x{r['answer_weight']:g}" if r["answer_weight"] != 1 else "unweighted loss"
+    ema = f"EMA of the weights saved (decay {r['ema_decay']:g})" if r["ema_decay"] else "live weights saved"
+    return f"{videos}; {prompt}; {weight}; {ema}"
 
 
 def _readme(card: dict) -> str:
@@ -88,8 +61,9 @@ Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_p
   {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
 - Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions, {r['decoder_still']:.0%} of them replaced by one of
   their grids held still): {r['decoder_steps']} steps of {r['decoder_batch']} videos (final loss {m.get('decoder_final_loss')})
-- Stage 2 (whole transformer, the LoRA trainer's objective, VAE frozen, neutral prompt): {r['transformer_steps']} steps,
-  batch {r['transformer_batch']}, final loss {m.get('transformer_final_loss')}
+- Stage 2 (whole transformer of {r['transformer_layers']} layers x {r['transformer_heads']} heads x {r['transformer_head_dim']},
+  the LoRA trainer's objective, VAE frozen): {r['transformer_steps']} steps, batch {r['transformer_batch']}, final loss
+  {m.get('transformer_final_loss')}; {_stage2_options(r)}
 - VAE exact round trips on fresh generated tasks (first and last frame through `codec.decode`): grids held still
   {vae.get('exact')}/{vae.get('grids')}; pairs as transitions {pairs.get('exact')}/{pairs.get('pairs')}
 - Training time (compute, summed over resumes): {card['train_seconds'] / 60:.1f} min on {card['machine']}
@@ -134,8 +108,8 @@ def write_pipeline(pretrainer) -> Path:
         "data": _data_recipe(),
         "metrics": metrics,
         "train_seconds": round(pretrainer.elapsed, 1),
-        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}",
-        "rebuild": rebuild_command(recipe.seed),
+        "machine": _machine(pretrainer.device),
+        "rebuild": pretrainer.command or rebuild_command(recipe.seed),
         "files": files,
     }
     atomic_write_text(out / CARD_README, _readme(card))

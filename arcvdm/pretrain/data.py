@@ -12,7 +12,7 @@ import random
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.pretrain.generator import INSIDE, MAX_SIDE, make_task
 from arcvdm.tasks import Task
 from arcvdm.trajectories import make_video
@@ -50,7 +50,52 @@ def task_videos(task: Task, rng: random.Random) -> list[np.ndarray]:
 
 def random_task(rng: random.Random, families: tuple[str, ...] = INSIDE) -> Task:
     """A task of a random family with 2-4 train pairs (the plan depends on all of them, as in a run)."""
-    return make_task(rng.choice(families), rng, "pretrain", train=rng.randint(2, 4), test=0)
+    return family_task(rng, families)[1]
+
+
+def family_task(rng: random.Random, families: tuple[str, ...] = INSIDE) -> tuple[str, Task]:
+    """`random_task` with the family it drew (the same draws)."""
+    name = rng.choice(families)
+    return name, make_task(name, rng, "pretrain", train=rng.randint(2, 4), test=0)
+
+
+def captioned_videos(rng: random.Random, count: int, caption_share: float) -> tuple[list[np.ndarray], list[str | None]]:
+    """`count` videos of fresh tasks, each with its caption: the family's name (the rule) for about `caption_share`
+    of the tasks, None (the neutral prompt) for the rest. With `caption_share` 0 no extra draw is made."""
+    videos: list[np.ndarray] = []
+    captions: list[str | None] = []
+    while len(videos) < count:
+        name, task = family_task(rng)
+        drawn = task_videos(task, rng)
+        named = caption_share > 0 and rng.random() < caption_share
+        videos += drawn
+        captions += [name if named else None] * len(drawn)
+    return videos[:count], captions[:count]
+
+
+class StepData:
+    """Map-style data by training step: item `i` is `make(i)`, which seeds itself from `i`, so worker processes
+    (torch DataLoader) produce exactly what the main process would, in step order."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __getitem__(self, step: int):
+        return self.make(step)
+
+
+def _as_is(item):
+    return item  # the DataLoader's default would turn numpy arrays into tensors
+
+
+def step_data(make, start: int, steps: int, workers: int):
+    """`make(i)` for i in start..steps-1, in order; `workers` > 0 draws them in that many processes ahead of use."""
+    if workers <= 0:
+        return (make(i) for i in range(start, steps))
+    from torch.utils.data import DataLoader
+
+    return iter(DataLoader(StepData(make), batch_size=None, sampler=range(start, steps), num_workers=workers,
+                           collate_fn=_as_is, prefetch_factor=4))
 
 
 def dense_grid(rng: random.Random) -> np.ndarray:

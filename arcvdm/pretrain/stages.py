@@ -6,7 +6,12 @@ on), stage 2 trains the whole transformer with the LoRA trainer's objective (the
 
 The state (weights, optimizer, step, elapsed time) is checkpointed atomically under `DIR/.pretrain/` every
 `CHECKPOINT_EVERY_S` seconds and at each stage's end; rerunning the same command after a kill continues
-from it. Every data draw is seeded by (seed, stage, step), so a resumed run sees the data it would have seen.
+from it. Every data draw is seeded by (seed, stage, step), so a resumed run sees the data it would have seen,
+and worker processes (`workers`) draw exactly what the main process would.
+
+Two recipes: `Recipe()` (the shipped `mini`, 2 CPU cores, about 30 minutes) and `gpu_recipe()` (one H200, a wider
+and deeper transformer, large batches, fresh videos, an EMA). The options towards a prior that generalises
+(`fresh_videos`, `answer_weight`, `ema_decay`, `caption_share`) are recipe fields; docs/mini.md says what each is.
 """
 
 from __future__ import annotations
@@ -15,18 +20,20 @@ import io
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from arcvdm.errors import ArcvdmError
-from arcvdm.pretrain.data import decoder_video, random_task, stream_rng, task_videos, vae_video
+from arcvdm.pretrain.data import captioned_videos, decoder_video, random_task, step_data, stream_rng, vae_video
 
 STATE_DIR = ".pretrain"
 STATE_FILE = "state.pt"
 CHECKPOINT_EVERY_S = 120.0
 DEFAULT_MINUTES = 30.0  # the budget the default recipe is sized for (the model card records the real time)
+GPU_MINUTES = 7.0  # the budget gpu_recipe is sized for: one H200, wall time
 
 
 @dataclass
@@ -53,16 +60,48 @@ class Recipe:
     pool_videos: int = 200
     warmup_steps: int = 100
     vae_eval_tasks: int = 66  # fresh generated tasks (about 400 grids) for the card's VAE round-trip rate
+    # The transformer's size (the mini's MINI_TRANSFORMER; gpu_recipe's is wider and deeper).
+    transformer_layers: int = 6
+    transformer_heads: int = 4
+    transformer_head_dim: int = 32
+    # Towards a prior that generalises (docs/mini.md); these defaults are the shipped recipe.
+    fresh_videos: bool = False  # stage 2 draws and encodes new videos every step instead of reusing a chunk's pool
+    answer_weight: float = 1.0  # stage 2's loss weight on the last latent frame (the answer's); the others weigh 1
+    ema_decay: float = 0.0  # > 0: the transformer saved is this exponential moving average of its weights
+    caption_share: float = 0.0  # share of stage-2 tasks prompted with their rule (the family's name); the rest neutral
+    budget_minutes: float = DEFAULT_MINUTES  # what the step counts are sized for; `scaled` scales from it
 
     def scaled(self, minutes: float) -> "Recipe":
-        """The same recipe with step counts (and stage-2 pools) scaled to about `minutes` on an idle 2-core CPU."""
-        f = minutes / DEFAULT_MINUTES
+        """The same recipe with step counts (and stage-2 pools) scaled to about `minutes` of the machine it is sized
+        for (the default: an idle 2-core CPU)."""
+        f = minutes / self.budget_minutes
         chunk = max(1, round(self.chunk_steps * min(f, 1.0)))
         return replace(self, vae_steps=max(1, round(self.vae_steps * f)), decoder_steps=max(1, round(self.decoder_steps * f)),
                        transformer_steps=max(1, round(self.transformer_steps * f)),
                        chunk_steps=chunk, pool_videos=max(self.transformer_batch, round(self.pool_videos * min(f, 1.0))),
                        warmup_steps=max(1, round(self.warmup_steps * min(f, 1.0))),
                        vae_eval_tasks=max(1, round(self.vae_eval_tasks * min(f, 1.0))))
+
+    def toy(self) -> "Recipe":
+        """This recipe at toy size (a step or two per stage, batches of 1-2, two transformer layers): checks in
+        seconds on a CPU that it runs end to end and writes a loadable folder."""
+        return replace(self, vae_steps=1, vae_batch=1, vae_frames_batch=2, decoder_steps=1, decoder_batch=1,
+                       transformer_steps=2, transformer_batch=2, chunk_steps=1, pool_videos=2, warmup_steps=1,
+                       vae_eval_tasks=1, transformer_layers=min(2, self.transformer_layers))
+
+
+def gpu_recipe(seed: int = 0) -> Recipe:
+    """Sized for one H200 in at most GPU_MINUTES of wall time, by estimate (no H200 has run it yet: docs/mini.md).
+    A transformer of 9 layers x 4 heads x 64 (9.0 M parameters; the folder's fp16 weights come to about 22 MB, under
+    the 24 MB cap), batches 4-16x the CPU's, every stage-2 video fresh (drawn by worker processes, `--workers`; each
+    is then VAE-encoded on the GPU, one video at a time as `encode_videos` does), an EMA of the transformer."""
+    return Recipe(seed=seed, vae_steps=3000, vae_batch=8, vae_frames_batch=32, decoder_steps=3000, decoder_batch=8,
+                  transformer_steps=3000, transformer_batch=128, transformer_lr=5e-4, warmup_steps=200,
+                  transformer_layers=9, transformer_heads=4, transformer_head_dim=64, fresh_videos=True,
+                  ema_decay=0.999, budget_minutes=GPU_MINUTES)
+
+
+RECIPES = {"cpu": Recipe, "gpu": gpu_recipe}  # `arcvdm backbone pretrain-mini --recipe NAME`: seed -> Recipe
 
 
 def lr_factor(step: int, steps: int, warmup: int) -> float:
@@ -87,6 +126,60 @@ def colour_weights(pixels: torch.Tensor, weight: float) -> torch.Tensor:
     return 1 + weight * (grey_distance > 0.2).float()
 
 
+class WeightAverage:
+    """An exponential moving average of a module's parameters (fp32, on the module's device)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float, state: dict | None = None):
+        self.decay = decay
+        self.average = {name: p.detach().float().clone() for name, p in module.named_parameters()}
+        if state is not None:
+            for name, value in state.items():
+                self.average[name].copy_(value)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for name, p in module.named_parameters():
+            self.average[name].lerp_(p.detach().float(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: torch.nn.Module) -> None:
+        for name, p in module.named_parameters():
+            p.copy_(self.average[name])
+
+
+def answer_weights(rows: int, latent_frames: int, weight: float) -> torch.Tensor:
+    """[rows, latent_frames]: `weight` on the last latent frame (every frame it decodes shows the answer in a
+    `discrete` video, and the end of the transition in the others), 1 on the rest."""
+    weights = torch.ones(rows, latent_frames)
+    weights[:, -1] = weight
+    return weights
+
+
+def vae_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, int]:
+    """Stage 1's pixels for step `i` (uint8 [B, F, H, W, 3]; single frames on most steps) and the posterior seed."""
+    rng = stream_rng("vae", recipe.seed, i)
+    if i % recipe.vae_video_every == 0:
+        videos = np.stack([vae_video(rng) for _ in range(recipe.vae_batch)])
+    else:
+        drawn = [vae_video(rng) for _ in range(recipe.vae_frames_batch)]
+        videos = np.stack([v[rng.randrange(len(v))][None] for v in drawn])
+    return videos, rng.randrange(2**31)
+
+
+def decoder_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, int]:
+    """Stage 1b's videos for step `i` and the posterior seed."""
+    rng = stream_rng("decoder", recipe.seed, i)
+    return np.stack([decoder_video(rng, recipe.decoder_still) for _ in range(recipe.decoder_batch)]), rng.randrange(2**31)
+
+
+def fresh_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, list[str | None], int]:
+    """Stage 2's new videos for step `i` (fresh_videos), their captions (None: the neutral prompt) and the seed of
+    their encoding and noise."""
+    rng = stream_rng("transformer-fresh", recipe.seed, i)
+    videos, captions = captioned_videos(rng, recipe.transformer_batch, recipe.caption_share)
+    return np.stack(videos), captions, rng.randrange(2**31)
+
+
 def check_out_dir(out: Path) -> bool:
     """True if `out` holds an unfinished pretraining to resume; refuse a folder holding anything else."""
     if not out.exists():
@@ -97,7 +190,7 @@ def check_out_dir(out: Path) -> bool:
         return True
     entries = [p.name for p in out.iterdir()]
     if entries:
-        from arcvdm.pretrain.card import CARD_JSON
+        from arcvdm.backbones.mini_card import CARD_JSON
 
         what = "a finished pretraining" if CARD_JSON in entries else f"{len(entries)} other entries ({', '.join(sorted(entries)[:3])}...)"
         raise ArcvdmError(f"--out {out}: holds {what}; nothing was overwritten: choose a new or empty folder")
@@ -107,19 +200,27 @@ def check_out_dir(out: Path) -> bool:
 class Pretrainer:
     """One pretraining into `out`: `Pretrainer(out, recipe).run()`; resumes from `out/.pretrain/state.pt`."""
 
-    def __init__(self, out: Path, recipe: Recipe, progress: bool = True):
-        from arcvdm.pretrain.architecture import build_mini_pipeline
+    def __init__(self, out: Path, recipe: Recipe, progress: bool = True, device: str = "cpu", workers: int = 0,
+                 command: str | None = None):
+        """`device`: where the weights train (cpu, cuda); `workers`: processes generating the data ahead of use
+        (0: the main process); `command`: the command line that rebuilds this folder, for its model card."""
+        from arcvdm.backbones.mini_architecture import build_mini_pipeline
 
         self.out, self.recipe, self.progress = Path(out), recipe, progress
+        self.device, self.workers, self.command = torch.device(device), workers, command
         resume = check_out_dir(self.out)
         self.state_path = self.out / STATE_DIR / STATE_FILE
-        self.pipe = build_mini_pipeline(recipe.seed)
+        self.pipe = build_mini_pipeline(recipe.seed, num_layers=recipe.transformer_layers,
+                                        num_attention_heads=recipe.transformer_heads,
+                                        attention_head_dim=recipe.transformer_head_dim)
         self.stage, self.step, self.elapsed = "vae", 0, 0.0
         self.losses: dict[str, list[float]] = {}  # per stage
         self.metrics: dict = {}
         self._optimizer_state = None
+        self._ema_state = None
         if resume:
             self._load()
+        self.pipe.to(self.device)
 
     # --- checkpoints -------------------------------------------------------------------------------------------
 
@@ -132,16 +233,17 @@ class Pretrainer:
         self.pipe.transformer.load_state_dict(state["transformer"])
         self.stage, self.step, self.elapsed = state["stage"], state["step"], state["elapsed"]
         self.losses, self.metrics = state["losses"], state["metrics"]
-        self._optimizer_state = state["optimizer"]
+        self._optimizer_state, self._ema_state = state["optimizer"], state.get("ema")
 
-    def _save(self, optimizer) -> None:
+    def _save(self, optimizer, ema: WeightAverage | None = None) -> None:
         from arcvdm.io import atomic_write_bytes
 
         buffer = io.BytesIO()
         torch.save({"recipe": asdict(self.recipe), "stage": self.stage, "step": self.step, "elapsed": self.elapsed,
                     "vae": self.pipe.vae.state_dict(), "transformer": self.pipe.transformer.state_dict(),
                     "optimizer": None if optimizer is None else optimizer.state_dict(),
-                    "losses": self.losses, "metrics": self.metrics}, buffer)
+                    "losses": self.losses, "metrics": self.metrics,
+                    "ema": None if ema is None else ema.average}, buffer)
         atomic_write_bytes(self.state_path, buffer.getvalue())
 
     # --- the stages --------------------------------------------------------------------------------------------
@@ -167,7 +269,10 @@ class Pretrainer:
         self.stage, self.step, self._optimizer_state = name, 0, None
         self._save(None)
 
-    def _loop(self, name: str, steps: int, params: list, lr: float, step_fn, clip: float | None = None) -> None:
+    def _loop(self, name: str, steps: int, params: list, lr: float, step_fn, clip: float | None = None,
+              data=None, ema: WeightAverage | None = None, module: torch.nn.Module | None = None) -> None:
+        """Train `params` for the stage's remaining steps: `step_fn(step, item)` returns the loss, `item` being
+        `data(step)` drawn ahead by the worker processes (None without `data`); `ema` follows `module`."""
         from tqdm.auto import tqdm
 
         optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=1e-3)
@@ -176,33 +281,38 @@ class Pretrainer:
             self._optimizer_state = None
         bar = tqdm(total=steps, initial=self.step, desc=f"pretrain mini: {name}", disable=None if self.progress else True)
         last_save = time.monotonic()
+        items = None if data is None else step_data(data, self.step, steps, self.workers)
         while self.step < steps:
             start = time.monotonic()
+            item = None if items is None else next(items)
             for group in optimizer.param_groups:
                 group["lr"] = lr * lr_factor(self.step, steps, self.recipe.warmup_steps)
-            with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 matmuls and convolutions, fp32 weights
-                loss = step_fn(self.step)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):  # bf16 matmuls and convolutions, fp32 weights
+                loss = step_fn(self.step, item)
             loss.backward()
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(module)
             self.losses.setdefault(name, []).append(loss.item())
             self.step += 1
             self.elapsed += time.monotonic() - start
             bar.update()
             bar.set_postfix(loss=f"{np.mean(self.losses[name][-50:]):.4f}", refresh=False)
             if time.monotonic() - last_save > CHECKPOINT_EVERY_S or self.step == steps:
-                self._save(optimizer)
+                self._save(optimizer, ema)
                 last_save = time.monotonic()
         bar.close()
 
-    def _reconstruction(self, pixels: torch.Tensor, rng) -> tuple[torch.Tensor, torch.Tensor]:
+    def _reconstruction(self, pixels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction loss: MSE + L1 with coloured pixels weighted up, the KL term per latent value) of `pixels`
         through the VAE, decoding a posterior sample as the pipeline's image latents do."""
         vae = self.pipe.vae
+        pixels = pixels.to(self.device)
         posterior = vae.encode(pixels).latent_dist
-        z = posterior.sample(torch.Generator().manual_seed(rng.randrange(2**31)))
+        z = posterior.sample(torch.Generator().manual_seed(seed))
         error = vae.decode(z).sample.float() - pixels
         weights = colour_weights(pixels, self.recipe.vae_colour_weight)
         return (weights * (error**2 + error.abs())).mean() / weights.mean(), posterior.kl().mean() / z[0].numel()
@@ -218,17 +328,12 @@ class Pretrainer:
                 vae.encoder.conv_out.conv.bias[vae.config.latent_channels :] = r.vae_logvar_init
         vae.train().requires_grad_(True)
 
-        def step(i: int) -> torch.Tensor:
-            rng = stream_rng("vae", r.seed, i)
-            if i % r.vae_video_every == 0:
-                pixels = to_pixels([vae_video(rng) for _ in range(r.vae_batch)])
-            else:
-                videos = [vae_video(rng) for _ in range(r.vae_frames_batch)]
-                pixels = to_pixels([v[rng.randrange(len(v))][None] for v in videos])
-            reconstruction, kl = self._reconstruction(pixels, rng)
+        def step(i: int, item: tuple[np.ndarray, int]) -> torch.Tensor:
+            videos, seed = item
+            reconstruction, kl = self._reconstruction(to_pixels(videos), seed)
             return reconstruction + r.vae_kl_weight * kl
 
-        self._loop("vae", r.vae_steps, list(vae.parameters()), r.vae_lr, step)
+        self._loop("vae", r.vae_steps, list(vae.parameters()), r.vae_lr, step, data=partial(vae_step_data, r))
         vae.eval().requires_grad_(False)
 
     def _train_decoder(self) -> None:
@@ -241,11 +346,12 @@ class Pretrainer:
         vae.eval().requires_grad_(False)
         vae.decoder.train().requires_grad_(True)
 
-        def step(i: int) -> torch.Tensor:
-            rng = stream_rng("decoder", r.seed, i)
-            return self._reconstruction(to_pixels([decoder_video(rng, r.decoder_still) for _ in range(r.decoder_batch)]), rng)[0]
+        def step(i: int, item: tuple[np.ndarray, int]) -> torch.Tensor:
+            videos, seed = item
+            return self._reconstruction(to_pixels(videos), seed)[0]
 
-        self._loop("decoder", r.decoder_steps, list(vae.decoder.parameters()), r.decoder_lr, step)
+        self._loop("decoder", r.decoder_steps, list(vae.decoder.parameters()), r.decoder_lr, step,
+                   data=partial(decoder_step_data, r))
         vae.eval().requires_grad_(False)
 
     def _vae_round_trips(self) -> dict:
@@ -259,38 +365,63 @@ class Pretrainer:
                 for suffix, pairs in (("", False), ("_transitions", True))}
 
     def _train_transformer(self) -> None:
-        """Stage 2: the whole transformer on the backbone objective, VAE frozen. Videos come in chunks: each chunk's
-        pool is generated and encoded once (seeded by the chunk), then sampled for `chunk_steps` steps, so a resumed
-        run re-encodes its chunk and continues with the same data."""
+        """Stage 2: the whole transformer on the backbone objective, VAE frozen. By default videos come in chunks:
+        each chunk's pool is generated and encoded once (seeded by the chunk), then sampled for `chunk_steps` steps,
+        so a resumed run re-encodes its chunk and continues with the same data. With `fresh_videos` every step
+        encodes videos of its own, drawn ahead by the worker processes. The answer weighting and the captions act
+        here only: runs and the LoRA trainer keep the family's objective and the neutral prompt."""
 
         from arcvdm.backbones import family_class
         from arcvdm.config import NEUTRAL_PROMPT
 
         r = self.recipe
-        backbone = family_class("cogvideox")(self.pipe, "mini-pretraining", torch.device("cpu"), torch.float32)
+        backbone = family_class("cogvideox")(self.pipe, "mini-pretraining", self.device, torch.float32)
         transformer = self.pipe.transformer
         transformer.requires_grad_(True)
         self.pipe.vae.eval().requires_grad_(False)
-        prompt = backbone.prompt_embeds(NEUTRAL_PROMPT)
+        neutral = backbone.prompt_embeds(NEUTRAL_PROMPT)
+        ema = WeightAverage(transformer, r.ema_decay, self._ema_state) if r.ema_decay > 0 else None
         pool: dict = {}
+
+        def encode(videos, generator) -> dict[str, torch.Tensor]:
+            with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # fp32, as LoraTrainer encodes
+                return backbone.encode_videos(list(videos), generator)
+
+        def prompts(captions: list[str | None]) -> dict[str, torch.Tensor]:
+            if not any(captions):
+                return neutral
+            return {"prompt_embeds": torch.cat([backbone.prompt_embeds(c or NEUTRAL_PROMPT)["prompt_embeds"]
+                                                for c in captions])}
 
         def fill_pool(chunk: int) -> None:
             rng = stream_rng("transformer-pool", r.seed, chunk)
-            videos: list[np.ndarray] = []
-            while len(videos) < r.pool_videos:
-                videos += task_videos(random_task(rng), rng)
+            videos, captions = captioned_videos(rng, r.pool_videos, r.caption_share)
             generator = torch.Generator().manual_seed(rng.randrange(2**31))
-            with torch.no_grad(), torch.autocast("cpu", enabled=False):  # encoded in fp32, as LoraTrainer does
-                pool.update(chunk=chunk, encoded=backbone.encode_videos(videos[: r.pool_videos], generator))
+            pool.update(chunk=chunk, encoded=encode(videos, generator), captions=captions)
 
-        def step(i: int) -> torch.Tensor:
+        def loss(batch: dict[str, torch.Tensor], captions: list[str | None], generator) -> torch.Tensor:
+            draw = backbone.draw_noise(batch, generator)
+            if r.answer_weight != 1.0:
+                batch = {**batch, "frame_weights": answer_weights(*batch["latents"].shape[:2], r.answer_weight)}
+            transformer.train()
+            return backbone.loss(batch, draw, prompts(captions))
+
+        def pooled_step(i: int, item: None) -> torch.Tensor:
             if pool.get("chunk") != i // r.chunk_steps:
                 fill_pool(i // r.chunk_steps)
             generator = torch.Generator().manual_seed(stream_rng("transformer", r.seed, i).randrange(2**31))
             rows = torch.randint(0, r.pool_videos, (r.transformer_batch,), generator=generator)
             batch = {key: value[rows] for key, value in pool["encoded"].items()}
-            transformer.train()
-            return backbone.loss(batch, backbone.draw_noise(batch, generator), prompt)
+            return loss(batch, [pool["captions"][j] for j in rows.tolist()], generator)
 
-        self._loop("transformer", r.transformer_steps, list(transformer.parameters()), r.transformer_lr, step, clip=1.0)
+        def fresh_step(i: int, item: tuple[np.ndarray, list[str | None], int]) -> torch.Tensor:
+            videos, captions, seed = item
+            generator = torch.Generator().manual_seed(seed)
+            return loss(encode(videos, generator), captions, generator)
+
+        step, data = (fresh_step, partial(fresh_step_data, r)) if r.fresh_videos else (pooled_step, None)
+        self._loop("transformer", r.transformer_steps, list(transformer.parameters()), r.transformer_lr, step, clip=1.0,
+                   data=data, ema=ema, module=transformer)
+        if ema is not None:
+            ema.copy_to(transformer)  # the average is what gets saved
         transformer.eval().requires_grad_(False)

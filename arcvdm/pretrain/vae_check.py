@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from arcvdm import codec
-from arcvdm.pretrain.architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, WIDTH
 from arcvdm.tasks import Grid, Task
 
 BATCH = 8
@@ -62,14 +62,14 @@ def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", 
                           if p.output is not None and p.input in grids and p.output in grids]
             else:
                 items += [(task.id, (g, g), plan) for g in grids]
-    vae_dtype = next(vae.parameters()).dtype
+    vae_dtype, vae_device = next(vae.parameters()).dtype, next(vae.parameters()).device
     for start in tqdm(range(0, len(items), BATCH), desc="VAE round trip", disable=None if progress else True, leave=False):
         chunk = items[start : start + BATCH]
         videos = np.stack([make_video(codec.render(a, plan), codec.render(b, plan), FRAMES, "discrete")
                            for _, (a, b), plan in chunk])
-        pixels = (torch.from_numpy(videos).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0).to(vae_dtype)
+        pixels = (torch.from_numpy(videos).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0).to(vae_device, vae_dtype)
         recon = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.float()
-        recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()
+        recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
         for (task_id, grids, plan), video in zip(chunk, recon):
             decoded = [codec.decode(video[f], plan, g.shape if layout == "centered" else None)
                        for f, g in zip((0, FRAMES - 1), grids)]

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from arcvdm.codec import PALETTE
 from arcvdm.formats import parse_attempt
+from arcvdm.report.tables import plural
 from arcvdm.tasks import Grid, Task
 
 MAX_VOTES = 8  # the most voted grids shown per test input (hundreds of views can give hundreds of grids)
@@ -57,6 +58,25 @@ def vote_table(j: int, votes: list[dict[str, Any]], attempts: dict[str, Any], tr
     return table
 
 
+def selection_words(selection: Any) -> str:
+    """A problem file's `selection` entry (arcvdm/selection.py `Selection.to_json`) as a sentence: `inspect` and the
+    HTML report."""
+    if not isinstance(selection, dict):
+        return "not recorded"
+    rule, k = selection.get("rule"), selection.get("k")
+    words = [f"{'the paper rule' if rule == 'paper' else rule or 'unknown rule'}, {plural(k, 'attempt')} per test input"]
+    solved = selection.get("solved_train_at")
+    words.append(f"every train pair exact from step {solved}" if solved is not None else "the train pairs never all exact")
+    if rule == "leave-one-out":
+        held = selection.get("solved_held_out_at")
+        words.append(f"held-out pairs exact at two checkpoints in a row by step {held}" if held is not None
+                     else "held-out pairs never exact twice in a row (the last checkpoints lead)")
+    steps = [str(s) for s in selection.get("steps") or []]
+    if steps:
+        words.append("attempts drawn first from step" + ("s " if len(steps) > 1 else " ") + ", ".join(steps))
+    return "; ".join(words)
+
+
 def print_problem(task: Task, record: dict[str, Any] | None, console: Console, missing_note: str | None = None) -> None:
     """The whole problem; `missing_note` says why there is no record (e.g. an unreadable problem file)."""
     draw = partial(grid_panel, colour=console.color_system is not None)
@@ -68,7 +88,8 @@ def print_problem(task: Task, record: dict[str, Any] | None, console: Console, m
     else:
         status = record.get("status", "?")
         steps = record.get("train_steps_run")
-        console.print(f"status: {status} · steps run: {steps} · selection: {record.get('selection')}", highlight=False)
+        console.print(f"status: {status} · steps run: {steps} · selection: {selection_words(record.get('selection'))}",
+                      highlight=False)
     for j, pair in enumerate(task.test):
         panels = [draw(f"test {j} input", pair.input.root), draw(f"test {j} ground truth", pair.output.root if pair.output else None)]
         attempts = (record or {}).get("attempts") or []

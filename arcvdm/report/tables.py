@@ -7,7 +7,6 @@ from rich.table import Table
 
 from arcvdm.baselines import CONCEPTARC_SOURCE, PUBLISHED
 from arcvdm.compare import Comparison
-from arcvdm.formats import PredictionSet
 from arcvdm.scoring import COMPUTE_FIELDS, ArcScore, Tally, VisionScore
 
 MAX_LISTED = 10
@@ -58,14 +57,19 @@ def attempts_note(s: ArcScore) -> str:
 
 def print_warnings(s: ArcScore, console: Console) -> None:
     """What a reader must see next to the headline: attempts beyond k, tasks the dataset cannot score."""
-    lines = [s.attempts_warning] if s.attempts_warning else []
-    if s.unanswered:
-        shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
-        n = len(s.unanswered)
-        lines.append(f"{s.name}: {n} task{' has' if n == 1 else 's have'} no test output in {s.dataset}, "
-                     f"so {'it is' if n == 1 else 'they are'} not scored: {shown}")
-    for line in lines:
-        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    for line in (s.attempts_warning, unanswered_warning(s)):
+        if line:
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+
+def unanswered_warning(s: ArcScore) -> str | None:
+    """One line naming the selected tasks the dataset has no test output for (not scored), else None."""
+    if not s.unanswered:
+        return None
+    shown = ", ".join(s.unanswered[:MAX_LISTED]) + (" …" if len(s.unanswered) > MAX_LISTED else "")
+    n = len(s.unanswered)
+    return (f"{s.name}: {n} task{' has' if n == 1 else 's have'} no test output in {s.dataset}, "
+            f"so {'it is' if n == 1 else 'they are'} not scored: {shown}")
 
 
 def scope_note(s: ArcScore) -> str:
@@ -119,12 +123,6 @@ def _print_problems(s: ArcScore, console: Console) -> None:
         console.print(f"… and {len(s.malformed_files) - MAX_LISTED} more malformed files (--json lists all)")
     if s.unknown_tasks:
         console.print(f"[yellow]not in {s.dataset} (ignored):[/yellow] {len(s.unknown_tasks)} tasks", highlight=False)
-
-
-def print_unusable(pset: PredictionSet, consequence: str, console: Console) -> None:
-    """Name each problem file that could not be read, as `_print_problems` does for the scorer."""
-    for task in pset.unusable():
-        console.print(f"[yellow]malformed ({consequence})[/yellow] {task.source}: {task.reason()}", highlight=False, soft_wrap=True)
 
 
 def print_vision(s: VisionScore, console: Console) -> None:

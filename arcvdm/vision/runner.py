@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from arcvdm.augment import SYMMETRIES, Transform, picture_symmetries, picture_view, view_prompts
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.errors import ArcvdmError
@@ -28,6 +29,7 @@ from arcvdm.selection import schedule_steps
 from arcvdm.vision.data import EVAL_SPLIT_SEED, Pool, open_data
 from arcvdm.vision.families import FAMILIES, GRID_COLS, GRID_ROWS, Example, Family, side_by_side
 from arcvdm.vision.items import Sample, mosaic
+from arcvdm.voting import vote_pictures
 
 
 def problem_id(family: str, shots: int, seed: int) -> str:
@@ -59,6 +61,23 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
 
 
+# Families whose pairs a view would not keep meaningful (docs/augmentation.md lists the others' caveats).
+NO_VIEWS = {"grid-classification": "its class symbols are drawn upright: a turned or mirrored symbol is no symbol "
+                                   "the decoder knows"}
+
+
+def picture_views(family: Family, config: RunConfig) -> list[int]:
+    """The symmetries (indices into augment.SYMMETRIES) each shot is trained and each held-out item sampled under."""
+    a, v = config.augment, config.video
+    if a.color_maps > 1:
+        raise ArcvdmError(f"augment.color_maps = {a.color_maps}: colour permutations are for ARC grids; a picture's "
+                          "colours carry its meaning (a category mask's colours name the categories): set it to 1")
+    if a.symmetries > 1 and family.name in NO_VIEWS:
+        raise ArcvdmError(f"augment.symmetries = {a.symmetries}: views do not apply to {family.name} "
+                          f"({NO_VIEWS[family.name]}): set it to 1")
+    return picture_symmetries(a.symmetries, a.seed, v.height, v.width)
+
+
 def solve_vision_problem(
     family: Family, train: list[Example], held_out: list[Example], config: RunConfig, backbone: Any, out_dir: Path,
     seed: int, progress: bool = False,
@@ -73,12 +92,25 @@ def solve_vision_problem(
     started = time.time()
     reset_peak_memory(backbone.device)  # this problem's peak, on a GPU
     v = config.video
-    videos = [make_video(e.input, e.target, frames=v.frames, trajectory=v.trajectory, seed=seed * 1000 + i) for i, e in enumerate(train)]
-    for i, video in enumerate(videos):
-        save_gif(video, out_dir / f"train{i}.gif")
+    # Each shot under each view (augment.symmetries; shot-major), each view under its own prompt with
+    # augment.view_prompts. One view: the shots alone, as the paper.
+    symmetries = picture_views(family, config)
+    prompt_of = view_prompts(config.prompt, [Transform(s) for s in symmetries]) if config.augment.view_prompts else {}
+    videos, prompts = [], []
+    for i, e in enumerate(train):
+        for n, sym in enumerate(symmetries):
+            videos.append(make_video(picture_view(e.input, sym), picture_view(e.target, sym), frames=v.frames,
+                                     trajectory=v.trajectory, seed=seed * 1000 + i * len(symmetries) + n))
+            prompts.append(prompt_of.get(Transform(sym), config.prompt))
+    for i in range(len(train)):
+        save_gif(videos[i * len(symmetries)], out_dir / f"train{i}.gif")
     # Each seed trains from its own LoRA initialisation and noise as well as its own shots.
     config = config.model_copy(update={"train": config.train.model_copy(update={"seed": config.train.seed + seed})})
-    trainer = LoraTrainer(backbone, videos, config, progress)
+    trainer = LoraTrainer(backbone, videos, config, progress, prompts=prompts)
+    # augment.views inference views (the training ones, cycled), each mapped back; their pixel mean is the prediction
+    views = [symmetries[n % len(symmetries)] for n in range(config.augment.views)]
+    first_frames = [picture_view(e.input, sym) for sym in views for e in held_out]
+    frame_prompts = [prompt_of.get(Transform(sym), config.prompt) for sym in views for _ in held_out]
     setup_s, train_s, sample_s = time.time() - started, 0.0, 0.0
 
     checkpoints = []
@@ -87,7 +119,9 @@ def solve_vision_problem(
         losses = trainer.train(step - trainer.step, progress=progress)
         train_s += time.time() - t
         t = time.time()
-        predictions = list(predicted_frames(backbone, [e.input for e in held_out], config))
+        seen = predicted_frames(backbone, first_frames, config, prompts=frame_prompts)
+        predictions = [vote_pictures([picture_view(seen[n * len(held_out) + j], sym, inverse=True)
+                                      for n, sym in enumerate(views)]) for j in range(len(held_out))]
         sample_s += time.time() - t
         images = []
         for j, (e, p) in enumerate(zip(held_out, predictions)):
@@ -104,7 +138,8 @@ def solve_vision_problem(
         "selection": {"rule": "final", "step": checkpoints[-1]["step"]},
         "train_steps_run": trainer.step,
         "train_steps_fixed": config.train.steps,
-        **compute_record(trainer.step, len(checkpoints) * len(held_out), config, per_forward),
+        **compute_record(trainer.step, len(checkpoints) * len(first_frames), config, per_forward),
+        **({"views": [SYMMETRIES[sym] for sym in views]} if len(views) > 1 else {}),
         "timings": {"setup_s": round(setup_s, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),
                     "total_s": round(time.time() - started, 3)},
         "peak_memory_bytes": peak_memory_bytes(backbone.device),
@@ -117,6 +152,9 @@ def run_vision(
     images: Path | None = None, backbone: Any = None, progress: bool = False, log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every seed of (family, shots) on `data` into the run folder `out`; returns the summary it writes."""
+    from arcvdm.backbones import check_config
+
+    check_config(config)  # the backbone's shape rules, once, before any data or model loads
     family = FAMILIES.get(family_name)
     if shots < 1 or eval_count < 1:
         raise ArcvdmError(f"--shots {shots}, --eval {eval_count}: both must be at least 1")
@@ -154,7 +192,8 @@ def run_vision(
             shots_items = draw_items(family, train_pool, shots, seed, SHOTS_STREAM, v.height, v.width)
             train = [family.make_example(s, v.height, v.width) for s in shots_items]
             record["train_items"] = [s.id for s in shots_items]
-            log(f"{task_id}: {shots} shots, {eval_count} held-out items, {config.train.steps} steps on {backbone.name}")
+            log(f"{task_id}: {shots} shot{'s' if shots != 1 else ''}, {eval_count} held-out item{'s' if eval_count != 1 else ''}, "
+                f"{config.train.steps} steps on {backbone.name}")
             record = {**record, "status": "done",
                       **solve_vision_problem(family, train, held_out, config, backbone, out / "problems" / task_id, seed, progress)}
             log(f"{task_id}: " + ", ".join(f"{k} {_fmt(x)}" for k, x in record["metrics"].items() if not isinstance(x, list)))

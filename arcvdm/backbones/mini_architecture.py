@@ -1,4 +1,5 @@
-"""The `mini` pipeline's architecture: CogVideoX1.5-5B-I2V's classes and wiring at a 9x64x64 canvas, seeded random init.
+"""The `mini` pipeline's architecture: CogVideoX1.5-5B-I2V's classes and wiring at a 9x64x64 canvas, seeded random
+init (pretrained by `arcvdm/pretrain/`, shipped in `arcvdm/backbones/mini/`).
 
 Why these sizes: every grid up to 10x10 fits 64x64 with 4-px cells (the codec's minimum) and 2-px lines.
 A VAE of three blocks compresses space x4 (`vae_scale_factor_spatial = 2 ** (len(block_out_channels) - 1)`)
@@ -51,7 +52,8 @@ MINI_TRANSFORMER = dict(
 )
 
 
-def build_mini_pipeline(seed: int):
-    """A fp32 `CogVideoXImageToVideoPipeline` of the mini architecture with seeded random weights (pretraining starts here)."""
+def build_mini_pipeline(seed: int, **transformer):
+    """A fp32 `CogVideoXImageToVideoPipeline` of the mini architecture with seeded random weights (pretraining starts
+    here); `transformer` overrides MINI_TRANSFORMER's sizes (the GPU recipe's wider, deeper one)."""
     text = dict(d_model=TEXT_DIM, d_ff=128, d_kv=16, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
-    return seeded_pipeline(text, MINI_VAE, MINI_TRANSFORMER, seed)
+    return seeded_pipeline(text, MINI_VAE, {**MINI_TRANSFORMER, **transformer}, seed)

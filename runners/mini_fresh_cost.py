@@ -1,0 +1,72 @@
+"""What fresh stage-2 videos cost next to a training step (docs/mini.md, "Towards a mini that generalises").
+
+    python runners/mini_fresh_cost.py [--recipe cpu|gpu] [--batch N] [--steps 5]
+
+At the recipe's transformer size and a batch of N videos, on this machine: generating the videos (one process),
+encoding them with the VAE (what `fresh_videos` adds to every step), and one stage-2 training step (loss, backward,
+AdamW) under the same bf16 autocast as pretraining. Medians over --steps repetitions; printed, not tested.
+"""
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from arcvdm.backbones import family_class
+from arcvdm.backbones.mini_architecture import build_mini_pipeline
+from arcvdm.config import NEUTRAL_PROMPT
+from arcvdm.pretrain.stages import RECIPES, fresh_step_data
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", default="cpu", choices=list(RECIPES))
+    parser.add_argument("--batch", type=int, default=None, help="videos per step (default: the recipe's)")
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    recipe = RECIPES[args.recipe](0)
+    recipe = replace(recipe, transformer_batch=args.batch or recipe.transformer_batch)
+    pipe = build_mini_pipeline(0, num_layers=recipe.transformer_layers, num_attention_heads=recipe.transformer_heads,
+                               attention_head_dim=recipe.transformer_head_dim)
+    backbone = family_class("cogvideox")(pipe, "mini-cost", torch.device("cpu"), torch.float32)
+    transformer = pipe.transformer.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(transformer.parameters(), lr=1e-4)
+    prompt = backbone.prompt_embeds(NEUTRAL_PROMPT)
+    videos, _, seed = fresh_step_data(recipe, 0)
+
+    def encode():
+        with torch.no_grad():
+            return backbone.encode_videos(list(videos), torch.Generator().manual_seed(seed))
+
+    batch = encode()
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = backbone.loss(batch, backbone.draw_noise(batch, torch.Generator().manual_seed(seed)), prompt)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up
+    generate_s = median_seconds(lambda: fresh_step_data(recipe, 1), args.steps)
+    encode_s, step_s = median_seconds(encode, args.steps), median_seconds(step, args.steps)
+    params = sum(p.numel() for p in transformer.parameters())
+    print(f"recipe {args.recipe}: transformer {params / 1e6:.2f} M parameters, batch {recipe.transformer_batch}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"  generate {generate_s * 1e3:.0f} ms | encode {encode_s * 1e3:.0f} ms | training step {step_s * 1e3:.0f} ms "
+          f"| encode / step {encode_s / step_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
