@@ -15,7 +15,7 @@ from arcvdm.render import MAX_CANVAS_SIDE
 from arcvdm.tasks import MAX_SIDE
 
 # The paper conditions every video on one fixed, task-agnostic prompt; its exact wording was not
-# published, so this is ours (documented in the README and saved in every run's config.json).
+# published, so this is ours (documented in docs/decisions.md and saved in every run's config.json).
 NEUTRAL_PROMPT = "A smooth transition from the first frame to the last frame."
 
 
@@ -66,6 +66,8 @@ class TrainConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     seed: Seed = 42
     warmup_steps: int = Field(0, ge=0)  # linear learning-rate warm-up; 0 = constant from the first step (the paper)
+    # After the warm-up: constant (the paper) or a cosine decay to 0 at `steps` (arcvdm/train.py `lr_factor`).
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     gradient_checkpointing: bool = False
     # Which trainer's objective a family follows where trainers differ (docs/backbones.md); None = the family's
     # default, resolved by `arcvdm.backbones.check_config`; a family without the choice refuses it there.
@@ -88,7 +90,7 @@ class SampleConfig(_Section):
     # Which generated frames make the prediction: "last" (the paper) or "target-frames", the pixel mean of the
     # frames that the trajectory draws as the target and that decode from the last latent frame (`discrete`, 9
     # frames, a x4 temporal VAE: frames 5-8; linear, quadratic, tiles: the last only), which averages out the
-    # decoder's per-frame noise (arcvdm/sample.py `read_out`; README: the pretrained mini backbone).
+    # decoder's per-frame noise (arcvdm/sample.py `read_out`; docs/mini.md).
     readout: Literal["last", "target-frames"] = "last"
 
 
@@ -215,7 +217,7 @@ PRESETS.add("smoke-aug", {**SMOKE, "augment": {"symmetries": 2, "color_maps": 2,
 # higher learning rate, 10 sampling steps. The LoRA is the paper's Wan2.1 one (Q/K/V/O and feed-forward, rank 128 /
 # alpha 128): sampled with DPM, it reproduced the train pairs of 4 of the six samples where rank 64 / alpha 32 on
 # Q/K/V/O reproduced 1. It samples with DDIM (the scheduler the hub's CogVideoX1.5-5B-I2V ships), not the family's
-# DPM: at 10 steps the same LoRAs reproduce 5 samples where DPM reproduced 2 (README: the pretrained mini backbone).
+# DPM: at 10 steps the same LoRAs reproduce 5 samples where DPM reproduced 2 (docs/mini.md).
 MINI: dict[str, Any] = {
     "backbone": "mini",
     "video": {"height": 64, "width": 64},
@@ -224,7 +226,7 @@ MINI: dict[str, Any] = {
     "sample": {"steps": 10, "batch_size": 8, "scheduler": "ddim"},
 }
 PRESETS.add("mini", MINI)
-# mini-aug adds the readout measured to help the mini (README: the pretrained mini backbone); on the full-size
+# mini-aug adds the readout measured to help the mini (docs/mini.md); on the full-size
 # backbones it is unmeasured, so arcvdm-aug keeps the paper's last frame.
 PRESETS.add("mini-aug", {**MINI, **AUGMENTED, "sample": {**MINI["sample"], "readout": "target-frames"}})
 

@@ -43,7 +43,9 @@ def load_line() -> str:
 # torch's default is one OpenMP thread per core, spinning while it waits at each barrier. Beside another CPU-bound
 # job, a thread that loses its core stalls every barrier while the others spin: the same mini problem took 169-235 s
 # with 2 threads on 2 shared cores against 34-36 s with 1 (issue 26). So the default takes only the cores other work
-# leaves free, and waits passively. Results do not depend on the count (tests/test_threads.py).
+# leaves free. It keeps OpenMP's wait policy: a passive wait (OMP_WAIT_POLICY=passive) also survives a job that starts
+# later, but costs about half again on an idle machine (docs/benchmarks.md). Results do not depend on the count
+# (tests/test_threads.py).
 
 BUSY_SAMPLE_S = 0.3  # how long the other work on our cores is watched before a run: a few scheduler periods
 THREADS: dict = {}  # how this process's thread count was chosen (`use_threads`), recorded in environment.json
@@ -94,15 +96,6 @@ def default_threads(cores: int, busy: float, workers: int = 1) -> int:
     return max(1, free // max(1, workers))
 
 
-def passive_wait(environ=os.environ) -> None:
-    """OpenMP threads sleep instead of spinning while they wait (OMP_WAIT_POLICY=passive), unless the caller chose a
-    policy. libgomp reads it once, when torch loads: commands call this before anything imports torch."""
-    import sys
-
-    if "torch" not in sys.modules:
-        environ.setdefault("OMP_WAIT_POLICY", "passive")
-
-
 def use_threads(requested: int | None, workers: int = 1, environ=os.environ) -> dict:
     """Set torch's CPU threads in this process (the workers a run starts inherit the count, `arcvdm/executors.py`):
     --threads N, else the caller's OMP_NUM_THREADS, else `default_threads` from the cores this
@@ -121,13 +114,12 @@ def use_threads(requested: int | None, workers: int = 1, environ=os.environ) -> 
         busy = busy_cores(cores)
         threads = default_threads(len(cores), busy, workers)
         why = f"default: {len(cores)} usable cores, {busy:.1f} busy with other work, {workers} worker(s)"
-    passive_wait(environ)
     import torch
 
     torch.set_num_threads(threads)
     THREADS.clear()
     THREADS.update({"threads": torch.get_num_threads(), "chosen_by": why, "usable_cores": len(cores),
-                    "omp_wait_policy": environ.get("OMP_WAIT_POLICY", "active (libgomp's default)")})
+                    "omp_wait_policy": environ.get("OMP_WAIT_POLICY", "unset (libgomp's default: spin a while, then sleep)")})
     return dict(THREADS)
 
 

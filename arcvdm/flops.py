@@ -72,7 +72,7 @@ def compute_record(train_steps: int, videos: int, config: RunConfig, per_forward
 
 
 def planned_forward_passes(config: RunConfig, n_train: int, n_test: int, train_steps: int | None = None) -> ForwardPasses:
-    """The budget of one problem under `config` before running it (the README's forward-pass table).
+    """The budget of one problem under `config` before running it (docs/benchmarks.md, the forward-pass table).
 
     Assumes the solver's schedule (`selection.schedule_steps`): a checkpoint every `train.eval_every` steps
     and at `train_steps` itself (default `train.steps`; pass fewer for early stopping), and at each one a video

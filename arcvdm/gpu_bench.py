@@ -39,7 +39,7 @@ PEAK_BF16_TFLOPS: list[tuple[str, float]] = [
     ("RTX 4090", 165.2),
 ]
 
-PROBLEM = (3, 1)  # train pairs and test inputs of the projected problem (the README's compute table)
+PROBLEM = (3, 1)  # train pairs and test inputs of the projected problem (docs/benchmarks.md, the compute table)
 
 
 def peak_tflops(device_name: str) -> float | None:

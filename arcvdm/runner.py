@@ -214,7 +214,7 @@ def prepare_run_folder(out: Path, config: RunConfig, spec: str, resume: bool, ta
             previous = read_json(config_path)
         except (OSError, ValueError) as e:
             raise ArcvdmError(f"{config_path}: unreadable ({e}); use a new --out, or --no-resume to start over") from None
-        changed = _differences(_comparable(previous), _comparable(config_data))
+        changed = _differences(_comparable(_with_new_fields(previous)), _comparable(config_data))
         if changed:
             raise ArcvdmError(f"{out} holds a run with a different config ({'; '.join(changed[:3])}): "
                               "use a new --out, or --no-resume to start over")
@@ -238,6 +238,30 @@ def read_run_config(out: str | Path) -> tuple[RunConfig, str]:
     data.pop("tasks", None)
     data.pop("vision", None)
     return RunConfig.model_validate(data), dataset
+
+
+def _with_new_fields(previous: dict) -> dict:
+    """An older config.json with the fields added since filled in as this version reads it (their defaults, and the
+    family's default trainer choices), so upgrading arcvdm does not refuse to resume a run it computes the same way.
+    A config this version cannot read is compared as it is: the differences then name what changed."""
+    from arcvdm.backbones import check_config
+
+    try:
+        current = check_config(RunConfig.model_validate({k: v for k, v in previous.items()
+                                                         if k in RunConfig.model_fields})).model_dump(mode="json")
+    except (ArcvdmError, ValueError):
+        return previous
+    return _fill_missing(previous, current)
+
+
+def _fill_missing(old: dict, full: dict) -> dict:
+    filled = dict(old)
+    for k, v in full.items():
+        if k not in old:
+            filled[k] = v
+        elif isinstance(old[k], dict) and isinstance(v, dict):
+            filled[k] = _fill_missing(old[k], v)
+    return filled
 
 
 def _comparable(config_data: dict) -> dict:

@@ -9,7 +9,7 @@ under augment.placements anchored placements), then `solve` runs the loop
         decode (and map views back), record predictions, correctness, errors, PNGs
         stop early once `selection.decided` says no later checkpoint can change the attempts
 
-and returns the problem's JSON record (see README.md, "The run folder"). The model sits behind
+and returns the problem's JSON record (see docs/run-folder.md). The model sits behind
 `Learner` (train up to a step, predict last frames), so tests drive the same loop with a scripted stand-in;
 `DiffusionLearner` is the real one (LoraTrainer + generate on a loaded backbone).
 """

@@ -12,15 +12,17 @@ family; the objective is the backbone family's own (`backbone.draw_noise` and `b
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from arcvdm.config import RunConfig
+from arcvdm.config import RunConfig, TrainConfig
 from arcvdm.errors import ArcvdmError
 
 ADAPTER = "arcvdm"
@@ -45,6 +47,21 @@ def check_inputs(backbone, videos: list[np.ndarray], config: RunConfig) -> None:
             raise ArcvdmError(
                 f"training video {i} is {got}; expected uint8 {(frames, height, width, 3)} from config.video"
             )
+
+
+def lr_factor(step: int, train: TrainConfig) -> float:
+    """The learning rate of optimizer step `step` (0-based) as a fraction of train.lr.
+
+    A linear warm-up over train.warmup_steps (step 0 already at 1/warmup_steps), then 1 (`constant`) or a cosine from 1
+    at the warm-up's end to 0 at train.steps (`cosine`: diffusers' `get_cosine_schedule_with_warmup` after the warm-up;
+    its own warm-up starts at 0, which would change the `constant` schedule's). It depends on the step and the config
+    alone, so chunked training, early stopping and leave-one-out see the same rate at the same step.
+    """
+    warm = min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
+    if train.lr_schedule == "constant":
+        return warm
+    progress = min(1.0, max(0, step - train.warmup_steps) / max(1, train.steps - train.warmup_steps))
+    return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class LoraTrainer:
@@ -89,11 +106,11 @@ class LoraTrainer:
         backbone.use_compile(config.train.compile)  # after add_adapter: the LoRA layers are in the compiled graph
         self.params = [p for p in self.transformer.parameters() if p.requires_grad]
 
-        # 3. AdamW at a constant learning rate after an optional linear warm-up (Wan2.1's recipe warms up 1000 steps).
+        # 3. AdamW after an optional linear warm-up (Wan2.1's recipe warms up 1000 steps), then constant (the paper)
+        #    or a cosine decay (train.lr_schedule). LambdaLR counts the optimizer steps this trainer took.
         t = config.train
         self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay, eps=t.eps)
-        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else 1.0)
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, partial(lr_factor, train=t))
         self.rows: tuple[int, ...] = tuple(range(self.n_videos))  # the videos batches are drawn from
         self._order: list[int] = []  # what is left of the current shuffled epoch over `rows`
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The mini backbone's ablation table on the generated benchmark (README: the pretrained mini backbone), one
+# The mini backbone's ablation table on the generated benchmark (docs/mini.md), one
 # command per cell: bash runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1,
 # the first TASKS of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed;
 # a rerun resumes each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with

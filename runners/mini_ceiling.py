@@ -1,4 +1,4 @@
-"""Where the mini's limit lies (README: the pretrained mini backbone): two measurements that need no LoRA selection.
+"""Where the mini's limit lies (docs/mini.md): two measurements that need no LoRA selection.
 
     python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000] [--set KEY=VALUE]
                                        [--copy-sides 3,5,7,9]

@@ -1,5 +1,5 @@
 """What a longer-trained prior changes: continue the shipped mini's stage 2 (the transformer, VAE frozen) for more
-steps on generated videos it has not seen (data seed 100), then bench the result (README: the pretrained mini backbone).
+steps on generated videos it has not seen (data seed 100), then bench the result (docs/mini.md).
 
     python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4]
     arcvdm mini-bench --out OUT/bench --tasks 100 --seed 1 --preset mini --backbone OUT/pipe

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU thread settings of `arcvdm run`, idle and beside one CPU-bound job: `bash runners/threads_bench.sh [STEPS]`.
 # Times one short mini problem (tasks_json/fill-border.json, STEPS training steps, default 10, no early stop) per
-# candidate: the default (arcvdm/environment.py `use_threads`: the cores other work leaves free, passive wait), every
+# candidate: the default (arcvdm/environment.py `use_threads`: the cores other work leaves free), every
 # usable core with OpenMP's spinning wait (torch's own default), every core with passive wait, and 1 thread. Then the
 # same beside a busy loop this script starts and stops by its pid. Prints wall seconds, the threads each run chose
 # (its environment.json) and what the two load signals read. Run it on an otherwise idle machine.

@@ -13,7 +13,7 @@ import torch
 from arcvdm.errors import ArcvdmError
 
 MINI = Path(__file__).resolve().parents[1] / "arcvdm" / "backbones" / "mini"
-MEMORISED_TASK = "fill-border"  # a demo task the shipped weights memorise (README: the pretrained mini backbone)
+MEMORISED_TASK = "fill-border"  # a demo task the shipped weights memorise (docs/mini.md)
 
 
 def _card() -> dict:
@@ -142,7 +142,7 @@ def test_bench_tasks_cover_every_family_inside_the_canvas_and_repeat_by_seed():
 def test_a_lora_on_the_shipped_mini_memorises_a_demo_task(tmp_path, samples_dir):
     """The chain learns: videos -> LoRA trainer -> sampler -> codec -> selection. With the shipped weights and the
     `mini` preset, every train pair of a demo task comes back exactly at some checkpoint: a coloured border drawn
-    around a grid the LoRA has to read (the shipped weights reproduce it at steps 150 and 200; README). A break in
+    around a grid the LoRA has to read (the shipped weights reproduce it at steps 150 and 200; docs/mini.md). A break in
     the trainer, sampler, codec or selection fails it."""
     from typer.testing import CliRunner
 

@@ -126,6 +126,20 @@ def test_resume_refuses_a_different_config(tmp_path, monkeypatch, tasks_of):
     run_dataset("toy", load_config("smoke", {"slurm.partition": "gpu"}), tmp_path, log=lambda *_: None)
 
 
+def test_a_folder_from_before_a_field_existed_resumes_unless_the_field_changes_the_run(tmp_path, monkeypatch, tasks_of):
+    tasks_of(TaskSet("toy", [task("a")]))
+    monkeypatch.setattr(arcvdm.solver, "solve_problem", scripted_solver({"a": "solve"}))
+    run_dataset("toy", load_config("smoke"), tmp_path, log=lambda *_: None)
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    del recorded["train"]["lr_schedule"]  # as an arcvdm release before the field wrote it
+    del recorded["augment"]["view_prompts"]
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    assert run_dataset("toy", load_config("smoke"), tmp_path, log=lambda *_: None).skipped == 1
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ArcvdmError, match=r"train.lr_schedule: 'constant' -> 'cosine'"):
+        run_dataset("toy", load_config("smoke", {"train.lr_schedule": "cosine"}), tmp_path)
+
+
 def test_the_selection_is_recorded_before_solving_and_grows_on_resume(tmp_path, monkeypatch, tasks_of):
     tasks_of(TaskSet("toy", [task("a"), task("b"), task("c")]))
     seen_at_solve_time = []

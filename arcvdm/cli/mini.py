@@ -95,12 +95,11 @@ def mini_bench(
     threads: Optional[int] = THREADS,
 ) -> None:
     """Generate ARC-style tasks from families inside and outside pretraining, solve them, score strict pass@k per side."""
-    from arcvdm.environment import passive_wait, use_threads
+    from arcvdm.environment import use_threads
     from arcvdm.errors import ArcvdmError
 
     if tasks < 1:
         raise ArcvdmError(f"--tasks {tasks}: give the number of tasks to generate, at least 1 (default 100)")
-    passive_wait()  # before the config check loads torch
     from arcvdm.cli.run import parse_set
     from arcvdm.config import load_config
     from arcvdm.pretrain.bench import run_bench

@@ -61,10 +61,8 @@ def run(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config field: --set sample.batch_size=2 (repeatable)."),
 ) -> None:
     """Solve every problem of a dataset: one JSON per problem under OUT/problems, resumable, then `arcvdm score OUT`."""
-    from arcvdm.environment import passive_wait, use_threads
-
-    passive_wait()  # before the config check loads torch
     from arcvdm.config import load_config
+    from arcvdm.environment import use_threads
     from arcvdm.runner import run_dataset
 
     overrides: dict[str, Any] = {

@@ -63,9 +63,8 @@ def run(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config field: --set augment.symmetries=4 --set augment.view_prompts=true (repeatable)."),
 ) -> None:
     """Few-shot one vision family: per seed, train a LoRA on n pairs and measure held-out items every eval_every steps."""
-    from arcvdm.environment import passive_wait, use_threads
+    from arcvdm.environment import use_threads
 
-    passive_wait()  # before the config check loads torch
     from arcvdm.vision.families import FAMILIES
     from arcvdm.vision.presets import vision_config
     from arcvdm.vision.runner import run_vision

@@ -121,7 +121,7 @@ def colour_weights(pixels: torch.Tensor, weight: float) -> torch.Tensor:
     """1 + `weight` on coloured pixels (far from their grey level), 1 on black, grey, white and the grid lines.
 
     Coloured cells cover a few percent of a frame; with every pixel weighted alike the VAE first learns shapes in
-    grey and its encoder drops colour (README: the pretrained mini backbone). Weighted, it keeps colour from the start."""
+    grey and its encoder drops colour (docs/mini.md). Weighted, it keeps colour from the start."""
     grey_distance = (pixels - pixels.mean(dim=1, keepdim=True)).abs().sum(dim=1, keepdim=True)
     return 1 + weight * (grey_distance > 0.2).float()
 
@@ -340,7 +340,7 @@ class Pretrainer:
         """Stage 1b: the decoder alone on 9-frame videos, transitions and a share of grids held still. The causal
         decoder sees the earlier frames when it draws the last one; trained mostly on single frames it blends input
         into output, so a transition's last frame (the prediction) came back wrong even for latents the encoder got
-        right (README: the pretrained mini backbone). The grids held still keep it drawing those too. The encoder stays
+        right (docs/mini.md). The grids held still keep it drawing those too. The encoder stays
         as stage 1 left it, so stage 2's latents do not depend on this stage."""
         vae, r = self.pipe.vae, self.recipe
         vae.eval().requires_grad_(False)

@@ -78,7 +78,7 @@ def head_scale(keypoints: np.ndarray | None) -> float | None:
     """Average distance between the visible head keypoints (COCO 0-4: nose, eyes, ears) of each person, averaged
     over people; None when no person has two visible head keypoints.
 
-    The paper's "average inter-head distance" is read as this per-head scale (PCKh-like); see the README.
+    The paper's "average inter-head distance" is read as this per-head scale (PCKh-like); see docs/decisions.md.
     """
     if keypoints is None or len(keypoints) == 0:
         return None
@@ -155,5 +155,5 @@ def pixel_accuracy(pred: np.ndarray, target: np.ndarray, tolerance: int = EXACT_
 
 
 def is_exact(pred: np.ndarray, target: np.ndarray) -> bool:
-    """A geometric transform counts as done when ≥95% of pixels are within tolerance (see README)."""
+    """A geometric transform counts as done when ≥95% of pixels are within tolerance (see docs/decisions.md)."""
     return pixel_accuracy(pred, target) >= EXACT_FRACTION
