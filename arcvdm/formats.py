@@ -233,7 +233,7 @@ class Export:
         """One line when placeholders were written, else None."""
         if not self.placeholders:
             return None
-        in_empty = sum(2 * len(self.entries[t]) for t in self.empty)
+        in_empty = sum(EXPORTED_ATTEMPTS * len(self.entries[t]) for t in self.empty)
         shown = ", ".join(self.empty[:5]) + (" …" if len(self.empty) > 5 else "")
         parts = [f"{in_empty} for {len(self.empty)} task{'s' if len(self.empty) != 1 else ''} without attempts ({shown})"] if self.empty else []
         if self.placeholders > in_empty:

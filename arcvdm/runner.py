@@ -246,6 +246,11 @@ def _with_new_fields(previous: dict) -> dict:
     A config this version cannot read is compared as it is: the differences then name what changed."""
     from arcvdm.backbones import check_config
 
+    lora = previous.get("lora")
+    if isinstance(lora, dict) and lora.get("targets") == "all-linear" and "first_frame" not in previous.get("train", {}):
+        # Before train.first_frame was recorded, `all-linear` named today's `block-linear` set (the blocks' linears):
+        # read it so, and a resume under peft's all-linear is refused rather than mixing two LoRAs in one run.
+        previous = {**previous, "lora": {**lora, "targets": "block-linear"}}
     try:
         current = check_config(RunConfig.model_validate({k: v for k, v in previous.items()
                                                          if k in RunConfig.model_fields})).model_dump(mode="json")

@@ -138,6 +138,13 @@ def test_a_folder_from_before_a_field_existed_resumes_unless_the_field_changes_t
     (tmp_path / "config.json").write_text(json.dumps(recorded))
     with pytest.raises(ArcvdmError, match=r"train.lr_schedule: 'constant' -> 'cosine'"):
         run_dataset("toy", load_config("smoke", {"train.lr_schedule": "cosine"}), tmp_path)
+    # Before train.first_frame was recorded, all-linear named today's block-linear set: peft's all-linear differs.
+    del recorded["train"]["first_frame"]
+    (tmp_path / "config.json").write_text(json.dumps({**recorded, "lora": {**recorded["lora"], "targets": "all-linear"}}))
+    with pytest.raises(ArcvdmError, match=r"lora.targets: 'block-linear' -> 'all-linear'"):
+        run_dataset("toy", load_config("smoke", {"lora.targets": "all-linear"}), tmp_path)
+    assert run_dataset("toy", load_config("smoke", {"lora.targets": "block-linear"}), tmp_path,
+                       log=lambda *_: None).skipped == 1
 
 
 def test_the_selection_is_recorded_before_solving_and_grows_on_resume(tmp_path, monkeypatch, tasks_of):

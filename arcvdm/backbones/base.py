@@ -30,7 +30,7 @@ COMPILE_BACKEND = "inductor"
 
 
 # diffusers names the attention projections alike in every family: these LoRA target sets (peft module-name
-# suffixes) are shared; each family adds its feed-forward and all-linear sets.
+# suffixes) are shared; each family adds its feed-forward and block-linear sets (all-linear is peft's own string).
 ATTENTION_TARGETS: dict[str, list[str]] = {
     "qk": ["to_q", "to_k"],
     "vo": ["to_v", "to_out.0"],

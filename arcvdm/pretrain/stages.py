@@ -226,7 +226,8 @@ class Pretrainer:
 
     def _load(self) -> None:
         state = torch.load(self.state_path, map_location="cpu", weights_only=False)
-        if state["recipe"] != asdict(self.recipe):
+        # A state saved before a recipe field existed holds that field's default (the recipe it trained with).
+        if {**asdict(Recipe()), **state["recipe"]} != asdict(self.recipe):
             raise ArcvdmError(f"{self.state_path}: an unfinished pretraining with another recipe "
                               f"(seed {state['recipe']['seed']}): rerun it with the same flags, or use a new --out")
         self.pipe.vae.load_state_dict(state["vae"])
