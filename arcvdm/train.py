@@ -134,7 +134,8 @@ class LoraTrainer:
         from tqdm.auto import tqdm
 
         bar = tqdm(videos, desc="encode videos", leave=False, disable=None if progress and len(videos) >= ENCODE_BAR_FROM else True)
-        parts = [self.backbone.encode_videos([video], self.generator) for video in bar]
+        with self.backbone.using(*self.backbone.encoding_parts):  # moved once for all the videos, not per video
+            parts = [self.backbone.encode_videos([video], self.generator) for video in bar]
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
     def use_rows(self, rows: Sequence[int] | None) -> None:

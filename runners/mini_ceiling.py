@@ -128,7 +128,7 @@ def main() -> None:
     path = args.out / "ceiling.json"
     try:
         overrides = parse_set(args.set)
-        config = load_config("mini", overrides)
+        config = load_config("mini", {**overrides, "backbone": args.backbone})
         check_config(within_positions(config, args.backbone))
     except ArcvdmError as e:
         sys.exit(str(e))

@@ -163,6 +163,21 @@ def test_encoders_leave_the_training_device_once_their_embeddings_are_cached(nam
         assert {p.device.type for p in backbone.pipe.image_encoder.parameters()} == {"meta"}
 
 
+def test_wan_image_encoder_comes_to_the_device_once_for_a_batch_of_encodes():
+    """`LoraTrainer.encode_videos` holds the family's `encoding_parts` over all its videos: the nested `using` of each
+    encode leaves the CLIP encoder where it is (parked on `meta` after one video, it could not encode the next)."""
+    from test_train_sample import transition_video
+
+    backbone = load_backbone("tiny-wan", device="cpu")
+    backbone.park_device = torch.device("meta")
+    with backbone.using(*backbone.encoding_parts):
+        embeds = [backbone.encode_videos([transition_video(i, 5, 32)], torch.Generator().manual_seed(0))["image_embeds"]
+                  for i in range(2)]
+        assert {p.device.type for p in backbone.pipe.image_encoder.parameters()} == {"cpu"}
+    assert {p.device.type for p in backbone.pipe.image_encoder.parameters()} == {"meta"}
+    assert not torch.equal(*embeds)
+
+
 def test_activation_memory_is_counted_per_batch_and_shrinks_under_checkpointing():
     """`arcvdm/backbones/memory.py` counts what the backward pass keeps (the docs' memory table): it grows with the
     batch, and gradient checkpointing (6 blocks here) keeps only block inputs plus one block's worth."""

@@ -132,3 +132,52 @@ def test_worker_processes_draw_what_the_main_process_would(caption_share):
     for (v1, c1, s1), (v2, c2, s2) in zip(here, there):
         assert np.array_equal(v1, v2) and c1 == c2 and s1 == s2
     assert not np.array_equal(here[0][0], here[1][0])  # each step its own videos
+
+
+def test_a_token_aligned_stage_two_on_a_kept_vae_writes_an_80px_folder_runs_accept(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcvdm.backbones import largest_canvas, load_backbone
+    from arcvdm.cli import app
+
+    out = tmp_path / "mini-80"
+    args = ["backbone", "pretrain-mini", "--out", str(out), "--toy", "--canvas", "80", "--layout", "token-aligned",
+            "--vae-from", "arcvdm/backbones/mini"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["video"] == {"frames": 9, "height": 80, "width": 80} and card["data"]["layouts"] == {"token-aligned": 1.0}
+    assert "vae_final_loss" not in card["metrics"] and "--vae-from arcvdm/backbones/mini" in card["rebuild"]
+    assert card["metrics"]["vae_round_trip"]["exact"] == card["metrics"]["vae_round_trip"]["grids"] > 0
+    kept, shipped = load_backbone(str(out), "cpu", "fp32").pipe.vae, load_backbone("mini", "cpu", "fp32").pipe.vae
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), shipped.state_dict().values()))
+    assert largest_canvas(str(out)) == (80, 80) and largest_canvas("mini") == (64, 64)
+
+
+def test_token_aligned_pretraining_videos_put_every_cell_on_one_token():
+    from arcvdm import codec
+    from arcvdm.backbones.mini_architecture import TOKEN
+    from arcvdm.pretrain.data import Geometry
+
+    geometry, rng = Geometry(80, "token-aligned"), stream_rng("t", 0, 3)
+    for _ in range(20):
+        task = random_task(rng)
+        grids = [g.array for g in task.visible_grids()]
+        plan = geometry.plan(grids, rng)
+        for grid in grids:
+            top, left, cell = plan.geometry(grid.shape)
+            assert cell + codec.LINE_PX == TOKEN and (top + 1) % TOKEN == 0 and (left + 1) % TOKEN == 0
+        assert all(v.shape == (9, 80, 80, 3) for v in task_videos(task, rng, geometry))
+
+
+def test_pretrain_refuses_a_canvas_its_layout_cannot_draw(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcvdm.cli import app
+
+    for flags, message in ((["--canvas", "64", "--layout", "token-aligned"], "e.g. --canvas 80"),
+                           (["--canvas", "72"], "multiple of 16"), (["--layout", "diagonal"], "use centered or token-aligned"),
+                           (["--vae-from", str(tmp_path)], "no vae/config.json there")):
+        result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(tmp_path / "x"), *flags])
+        assert result.exit_code != 0 and message in str(result.exception), result.output
+        assert not (tmp_path / "x").exists()

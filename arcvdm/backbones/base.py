@@ -87,6 +87,7 @@ class Backbone(abc.ABC):
     # wait on `park_device` while unused: only `using(...)` brings them to the training device.
     fp32_parts: ClassVar[tuple[str, ...]] = ()
     parked_parts: ClassVar[tuple[str, ...]] = ("text_encoder",)
+    encoding_parts: ClassVar[tuple[str, ...]] = ()  # parked parts `encode_videos` needs: held over a whole batch of calls
     park_device: torch.device = torch.device("cpu")
 
     def __init__(self, pipe, name: str, device: torch.device, dtype: torch.dtype):
@@ -97,6 +98,7 @@ class Backbone(abc.ABC):
         for field, default in self.training_choices.items():
             setattr(self, field, default)
         self._prompts: dict[str, dict[str, torch.Tensor]] = {}
+        self._in_use: dict[str, int] = {}  # parked part -> open `using` blocks
         self._flops: dict[tuple[int, int, int], float] = {}
 
     def __repr__(self) -> str:
@@ -227,16 +229,20 @@ class Backbone(abc.ABC):
 
     @contextlib.contextmanager
     def using(self, *parts: str):
-        """The parked components `parts` on the training device for the block, back on `park_device` after it."""
-        modules = [getattr(self.pipe, p, None) for p in parts]
-        modules = [m for m in modules if m is not None and self.device.type != "meta"]
-        for module in modules:
-            module.to(self.device)
+        """The parked components `parts` on the training device for the block, back on `park_device` after it.
+        Blocks nest: a part moves on entering the outermost block that names it and back on leaving it."""
+        parts = tuple(p for p in parts if getattr(self.pipe, p, None) is not None and self.device.type != "meta")
+        for part in parts:
+            self._in_use[part] = self._in_use.get(part, 0) + 1
+            if self._in_use[part] == 1:
+                getattr(self.pipe, part).to(self.device)
         try:
             yield
         finally:
-            for module in modules:
-                module.to(self.park_device)
+            for part in parts:
+                self._in_use[part] -= 1
+                if not self._in_use[part]:
+                    getattr(self.pipe, part).to(self.park_device)
 
     @classmethod
     def lora_target_modules(cls, targets: str) -> list[str] | str:

@@ -15,6 +15,7 @@ from arcvdm.backbones.tiny import seeded_pipeline
 FRAMES, HEIGHT, WIDTH = 9, 64, 64
 TEXT_DIM = 64
 TEXT_TOKENS = 16
+TOKEN = 8  # pixels a side per video token: the VAE's x4 times the transformer's 2x2 patch (Backbone.token_size)
 
 MINI_VAE = dict(
     in_channels=3,
@@ -52,8 +53,10 @@ MINI_TRANSFORMER = dict(
 )
 
 
-def build_mini_pipeline(seed: int, **transformer):
+def build_mini_pipeline(seed: int, canvas: int = HEIGHT, **transformer):
     """A fp32 `CogVideoXImageToVideoPipeline` of the mini architecture with seeded random weights (pretraining starts
-    here); `transformer` overrides MINI_TRANSFORMER's sizes (the GPU recipe's wider, deeper one)."""
+    here); `canvas`: the square canvas its rotary table covers (80 for the token-aligned layout's 10x10 grids);
+    `transformer` overrides MINI_TRANSFORMER's sizes (the GPU recipe's wider, deeper one)."""
     text = dict(d_model=TEXT_DIM, d_ff=128, d_kv=16, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
-    return seeded_pipeline(text, MINI_VAE, {**MINI_TRANSFORMER, **transformer}, seed)
+    positions = dict(sample_height=canvas // 4, sample_width=canvas // 4)
+    return seeded_pipeline(text, MINI_VAE, {**MINI_TRANSFORMER, **positions, **transformer}, seed)

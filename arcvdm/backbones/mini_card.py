@@ -39,7 +39,8 @@ def verify_folder(folder: Path) -> None:
         return
     try:
         card = json.loads(card_path.read_text())
-        files, seed = card["files"], card["recipe"]["seed"]
+        files = card["files"]
+        rebuild = card.get("rebuild") or rebuild_command(card["recipe"]["seed"])  # the command that built this folder
     except (ValueError, KeyError, TypeError) as e:
         raise ArcvdmError(f"{card_path}: not a readable model card ({e}); reinstall arcvdm or rebuild with "
                           f"`arcvdm backbone pretrain-mini --out DIR`") from None
@@ -50,4 +51,4 @@ def verify_folder(folder: Path) -> None:
             problem = "does not match the sha256 in its model card (damaged or replaced)"
         if problem:
             raise ArcvdmError(f"backbone weights {path} {problem}: reinstall arcvdm, or rebuild the folder with "
-                              f"`{rebuild_command(seed)}` and pass --backbone DIR")
+                              f"`{rebuild}` and pass --backbone DIR")

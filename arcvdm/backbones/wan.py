@@ -107,6 +107,7 @@ class WanBackbone(Backbone):
     training_choices = {"sigma_sampling": "shifted-uniform"}
     fp32_parts = ("vae", "image_encoder")  # the stock Wan2.1 I2V example loads these in fp32
     parked_parts = ("text_encoder", "image_encoder")
+    encoding_parts = ("image_encoder",)  # Wan2.1's CLIP embedding of each first frame
     # The hub pipeline ships UniPC with flow sigmas; the flow-matching Euler sampler is the other stock choice.
     schedulers = {"unipc": "UniPCMultistepScheduler", "euler": "FlowMatchEulerDiscreteScheduler"}
 

@@ -23,34 +23,43 @@ def pretrain_mini(
     answer_weight: Optional[float] = typer.Option(None, "--answer-weight", help="Stage 2's loss weight on the answer's (last) latent frame; 1 = unweighted."),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="Save an EMA of the transformer's weights with this decay (0: the live weights)."),
     caption_share: Optional[float] = typer.Option(None, "--caption-share", help="Share of stage-2 tasks prompted with their rule's name; the rest get the neutral prompt."),
+    canvas: Optional[int] = typer.Option(None, "--canvas", help="Square canvas in px (default 64); the transformer's rotary table covers it."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="centered (default: a quarter anchored, as shipped) or token-aligned (one cell per 8-px token; needs --canvas 80)."),
+    vae_from: Optional[Path] = typer.Option(None, "--vae-from", help="Keep this mini folder's VAE and skip its stages (1 and 1b): the transformer's stage alone."),
 ) -> None:
     """Pretrain the mini CogVideoX1.5-class pipeline on generated ARC-style videos (VAE, then transformer); resumable."""
     from dataclasses import replace
 
     from arcvdm.errors import ArcvdmError
     from arcvdm.io import writable_folder
-    from arcvdm.pretrain.stages import RECIPES, Pretrainer
+    from arcvdm.pretrain.stages import RECIPES, Pretrainer, check_geometry
 
     if minutes is not None and not minutes > 0:
         raise ArcvdmError(f"--minutes {minutes:g}: give a positive number of minutes, e.g. --minutes 10")
     if recipe_name not in RECIPES:
         raise ArcvdmError(f"--recipe {recipe_name!r}: use one of {', '.join(RECIPES)}")
     options = {"fresh_videos": fresh_videos, "answer_weight": answer_weight, "ema_decay": ema_decay,
-               "caption_share": caption_share}
+               "caption_share": caption_share, "canvas": canvas, "layout": layout,
+               "vae_from": None if vae_from is None else str(vae_from)}
     if answer_weight is not None and answer_weight <= 0:
         raise ArcvdmError(f"--answer-weight {answer_weight:g}: a loss weight must be positive (1 = unweighted)")
     for name, value in (("--ema-decay", ema_decay), ("--caption-share", caption_share)):
         if value is not None and not 0 <= value < (1 if name == "--ema-decay" else 1.000001):
             raise ArcvdmError(f"{name} {value:g}: give a value from 0 to {'below 1' if name == '--ema-decay' else '1'}")
-    writable_folder(out)  # before minutes of training, not after them
+    if vae_from is not None and not (vae_from / "vae" / "config.json").is_file():
+        raise ArcvdmError(f"--vae-from {vae_from}: no vae/config.json there; give a pretrained mini folder, "
+                          "e.g. arcvdm/backbones/mini")
     recipe = replace(RECIPES[recipe_name](seed), **{k: v for k, v in options.items() if v is not None})
+    check_geometry(recipe.canvas, recipe.layout)
+    writable_folder(out)  # before minutes of training, not after them
     if minutes is not None:
         recipe = recipe.scaled(minutes)
     if toy:
         recipe = recipe.toy()
     flags = {"--seed": seed, "--recipe": recipe_name, "--device": device, "--workers": workers or None,
              "--minutes": minutes, "--answer-weight": answer_weight, "--ema-decay": ema_decay,
-             "--caption-share": caption_share}
+             "--caption-share": caption_share, "--canvas": canvas, "--layout": layout,
+             "--vae-from": vae_from}
     command = " ".join(["arcvdm backbone pretrain-mini --out DIR", *(f"{k} {v}" for k, v in flags.items() if v is not None),
                         *(["--fresh-videos" if fresh_videos else "--pooled-videos"] if fresh_videos is not None else []),
                         *(["--toy"] if toy else [])])
@@ -62,10 +71,11 @@ def pretrain_mini(
 def vae_check(
     dataset: str = typer.Argument(..., help="A dataset name (arcvdm datasets list) or a task file or folder."),
     backbone: str = typer.Option("mini", help="Registered name or local pipeline folder."),
-    layout: str = typer.Option("centered", help="centered or anchored."),
+    layout: str = typer.Option("centered", help="centered, anchored or token-aligned (the mini's 8-px token)."),
+    size: int = typer.Option(64, "--size", help="The square canvas in px (a mini pretrained token-aligned draws 80)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets."),
 ) -> None:
-    """Exact round trips through the backbone's VAE and `codec.decode`: every grid the 64x64 canvas draws, held
+    """Exact round trips through the backbone's VAE and `codec.decode`: every grid the canvas draws, held
     still, then every pair whose grids it draws, as the transition video a run trains on."""
     import json
 
@@ -75,11 +85,11 @@ def vae_check(
 
     pipe = load_backbone(backbone, "cpu", "fp32").pipe
     tasks = list(load_dataset(dataset, data_dir))
-    results = {unit: round_trip_tasks(pipe.vae, tasks, layout, pairs=unit == "pairs").summary()  # type: ignore[arg-type]
+    results = {unit: round_trip_tasks(pipe.vae, tasks, layout, pairs=unit == "pairs", size=size).summary()  # type: ignore[arg-type]
                for unit in ("grids", "pairs")}
     typer.echo(json.dumps(results, indent=1))
     grids, pairs = results["grids"], results["pairs"]
-    typer.echo(f"{dataset}: {grids['grids']} grids fit the 64x64 canvas ({grids['skipped_grids']} do not), "
+    typer.echo(f"{dataset}: {grids['grids']} grids fit the {size}x{size} canvas ({grids['skipped_grids']} do not), "
                f"{grids['exact']} exact ({100 * grids['rate']:.2f}%); {pairs['pairs']} pairs as transitions, "
                f"{pairs['exact']} exact ({100 * pairs['rate']:.2f}%)")
 

@@ -16,13 +16,14 @@ from arcvdm.backbones.mini_card import CARD_JSON, CARD_README, rebuild_command, 
 from arcvdm.io import atomic_write_json, atomic_write_text
 
 
-def _data_recipe() -> dict:
+def _data_recipe(layout: str) -> dict:
     from arcvdm.pretrain.data import LAYOUTS, TRAJECTORY_MIX
     from arcvdm.pretrain.generator import INSIDE, MAX_SIDE, OUTSIDE
 
     return {"families_inside": list(INSIDE), "families_outside_never_seen": list(OUTSIDE),
             "tasks": "2-4 train pairs per task, one hidden rule per task, grids 1-10 cells a side",
-            "max_side": MAX_SIDE, "layouts": dict(LAYOUTS), "trajectories": dict(TRAJECTORY_MIX),
+            "max_side": MAX_SIDE, "layouts": dict(LAYOUTS) if layout == "centered" else {layout: 1.0},
+            "trajectories": dict(TRAJECTORY_MIX),
             "vae_data": "half family-task pairs, half transitions between dense random grids in all ten colours",
             "rendering": "arcvdm.codec (the task's plan, as runs draw it) and arcvdm.trajectories.make_video",
             "never": "ARC-AGI or ConceptARC data"}
@@ -45,22 +46,30 @@ def _stage2_options(r: dict) -> str:
     return f"{videos}; {prompt}; {weight}; {ema}"
 
 
+def _vae_stages(r: dict, m: dict) -> str:
+    if r.get("vae_from"):
+        return f"- Stages 1 and 1b (the VAE): not run; the VAE is `{r['vae_from']}`'s, kept frozen"
+    return f"""- Stage 1 (VAE reconstruction, coloured pixels weighted x{1 + r['vae_colour_weight']:g}): {r['vae_steps']} steps, batches of
+  {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
+- Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions, {r['decoder_still']:.0%} of them replaced by one of
+  their grids held still): {r['decoder_steps']} steps of {r['decoder_batch']} videos (final loss {m.get('decoder_final_loss')})"""
+
+
 def _readme(card: dict) -> str:
     r, m = card["recipe"], card["metrics"]
+    size = f"{card['video']['height']}x{card['video']['width']}"
     vae, pairs = m.get("vae_round_trip", {}), m.get("vae_round_trip_transitions", {})
     files = "\n".join(f"| `{name}` | {e['bytes']:,} | `{e['sha256']}` |" for name, e in card["files"].items())
     return f"""# mini: a pretrained miniature CogVideoX1.5-class image-to-video pipeline
 
 The same diffusers classes as CogVideoX1.5-5B-I2V (`CogVideoXImageToVideoPipeline`: `AutoencoderKLCogVideoX`,
 `CogVideoXTransformer3DModel` with patch_size_t 2, ofs and rotary embeddings, a small `T5EncoderModel`, the 5B
-`CogVideoXDPMScheduler`) at 9 frames x 64x64, pretrained by arcvdm on generated ARC-style transition videos.
+`CogVideoXDPMScheduler`) at 9 frames x {size} ({r.get('layout', 'centered')} layout), pretrained by arcvdm on generated
+ARC-style transition videos.
 Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`.
 
 - Parameters: {card['parameters']}
-- Stage 1 (VAE reconstruction, coloured pixels weighted x{1 + r['vae_colour_weight']:g}): {r['vae_steps']} steps, batches of
-  {r['vae_frames_batch']} single frames and, every {r['vae_video_every']}th step, {r['vae_batch']} 9-frame videos (final loss {m.get('vae_final_loss')})
-- Stage 1b (the decoder alone, encoder frozen, on 9-frame transitions, {r['decoder_still']:.0%} of them replaced by one of
-  their grids held still): {r['decoder_steps']} steps of {r['decoder_batch']} videos (final loss {m.get('decoder_final_loss')})
+{_vae_stages(r, m)}
 - Stage 2 (whole transformer of {r['transformer_layers']} layers x {r['transformer_heads']} heads x {r['transformer_head_dim']},
   the LoRA trainer's objective, VAE frozen): {r['transformer_steps']} steps, batch {r['transformer_batch']}, final loss
   {m.get('transformer_final_loss')}; {_stage2_options(r)}
@@ -100,12 +109,12 @@ def write_pipeline(pretrainer) -> Path:
     card = {
         "name": "mini",
         "pipeline": "CogVideoXImageToVideoPipeline",
-        "video": {"frames": 9, "height": 64, "width": 64},
+        "video": {"frames": 9, "height": recipe.canvas, "width": recipe.canvas},
         "parameters": {name: sum(p.numel() for p in getattr(pipe, name).parameters())
                        for name in ("vae", "transformer", "text_encoder")},
         "storage_dtype": "float16",
         "recipe": asdict(recipe),
-        "data": _data_recipe(),
+        "data": _data_recipe(recipe.layout),
         "metrics": metrics,
         "train_seconds": round(pretrainer.elapsed, 1),
         "machine": _machine(pretrainer.device),

@@ -8,11 +8,12 @@ reproducible from the model card's seed, resumes exactly at any step, and never 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, TOKEN
 from arcvdm.pretrain.generator import INSIDE, MAX_SIDE, make_task
 from arcvdm.tasks import Task
 from arcvdm.trajectories import make_video
@@ -21,6 +22,28 @@ from arcvdm.trajectories import make_video
 # that `--layout anchored` and `--trajectory linear|quadratic` start from something the model has seen.
 LAYOUTS = (("centered", 0.75), ("anchored", 0.25))
 TRAJECTORY_MIX = (("discrete", 0.7), ("linear", 0.15), ("quadratic", 0.15))
+PRETRAIN_LAYOUTS = ("centered", "token-aligned")  # a recipe's `layout`: centered (with LAYOUTS' anchored share) or all aligned
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The square canvas pretraining draws on and its layout: `centered` mixes in LAYOUTS' anchored share;
+    `token-aligned` puts every grid on the mini's token grid (one cell per token: 80x80 holds 10x10)."""
+
+    size: int = HEIGHT
+    layout: str = "centered"
+
+    def plan(self, grids: list, rng: random.Random) -> codec.CanvasPlan:
+        """The plan a run would make; anchored needs a cell of room for its marker, so 10-cell grids stay centered."""
+        if self.layout == "token-aligned":
+            return codec.plan_for_grids(grids, "token-aligned", self.size, self.size, TOKEN)
+        layout = _pick(rng, LAYOUTS)
+        if layout == "anchored" and max(max(np.shape(g)) for g in grids) >= MAX_SIDE:
+            layout = "centered"
+        return codec.plan_for_grids(grids, layout, self.size, self.size)
+
+
+SHIPPED = Geometry()
 
 
 def stream_rng(purpose: str, seed: int, index: int) -> random.Random:
@@ -32,17 +55,9 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     return rng.choices(names, weights)[0]
 
 
-def _plan(grids: list, rng: random.Random) -> codec.CanvasPlan:
-    """The plan a run would make; anchored needs a cell of room for its marker, so 10-cell grids stay centered."""
-    layout = _pick(rng, LAYOUTS)
-    if layout == "anchored" and max(max(np.shape(g)) for g in grids) >= MAX_SIDE:
-        layout = "centered"
-    return codec.plan_for_grids(grids, layout, HEIGHT, WIDTH)
-
-
-def task_videos(task: Task, rng: random.Random) -> list[np.ndarray]:
-    """One uint8 [9, 64, 64, 3] video per train pair, with the task's plan (as `arcvdm run` draws it)."""
-    plan = _plan([g.array for g in task.visible_grids()], rng)
+def task_videos(task: Task, rng: random.Random, geometry: Geometry = SHIPPED) -> list[np.ndarray]:
+    """One uint8 [9, size, size, 3] video per train pair, with the task's plan (as `arcvdm run` draws it)."""
+    plan = geometry.plan([g.array for g in task.visible_grids()], rng)
     trajectory = _pick(rng, TRAJECTORY_MIX)
     return [make_video(codec.render(p.input, plan), codec.render(p.output, plan), FRAMES, trajectory, rng.randrange(2**31))
             for p in task.train]
@@ -59,14 +74,15 @@ def family_task(rng: random.Random, families: tuple[str, ...] = INSIDE) -> tuple
     return name, make_task(name, rng, "pretrain", train=rng.randint(2, 4), test=0)
 
 
-def captioned_videos(rng: random.Random, count: int, caption_share: float) -> tuple[list[np.ndarray], list[str | None]]:
+def captioned_videos(rng: random.Random, count: int, caption_share: float,
+                     geometry: Geometry = SHIPPED) -> tuple[list[np.ndarray], list[str | None]]:
     """`count` videos of fresh tasks, each with its caption: the family's name (the rule) for about `caption_share`
     of the tasks, None (the neutral prompt) for the rest. With `caption_share` 0 no extra draw is made."""
     videos: list[np.ndarray] = []
     captions: list[str | None] = []
     while len(videos) < count:
         name, task = family_task(rng)
-        drawn = task_videos(task, rng)
+        drawn = task_videos(task, rng, geometry)
         named = caption_share > 0 and rng.random() < caption_share
         videos += drawn
         captions += [name if named else None] * len(drawn)
@@ -107,20 +123,20 @@ def dense_grid(rng: random.Random) -> np.ndarray:
                     dtype=np.uint8)
 
 
-def vae_video(rng: random.Random) -> np.ndarray:
+def vae_video(rng: random.Random, geometry: Geometry = SHIPPED) -> np.ndarray:
     """A training video for the VAE: half the time a family task's pair, half a transition between dense random grids."""
     if rng.random() < 0.5:
-        videos = task_videos(random_task(rng), rng)
+        videos = task_videos(random_task(rng), rng, geometry)
         return videos[rng.randrange(len(videos))]
     a, b = dense_grid(rng), dense_grid(rng)
-    plan = _plan([a, b], rng)
+    plan = geometry.plan([a, b], rng)
     return make_video(codec.render(a, plan), codec.render(b, plan), FRAMES, _pick(rng, TRAJECTORY_MIX), rng.randrange(2**31))
 
 
-def decoder_video(rng: random.Random, still: float) -> np.ndarray:
+def decoder_video(rng: random.Random, still: float, geometry: Geometry = SHIPPED) -> np.ndarray:
     """A `vae_video`, or with probability `still` one of its two grids held for every frame: the decoder must draw
     transitions (what runs predict) without losing grids that stay put (the conditioning frame, `vae-check`'s grids)."""
-    video = vae_video(rng)
+    video = vae_video(rng, geometry)
     if rng.random() < still:
         video = np.repeat(video[rng.choice((0, -1))][None], len(video), axis=0)
     return video

@@ -11,7 +11,8 @@ and worker processes (`workers`) draw exactly what the main process would.
 
 Two recipes: `Recipe()` (the shipped `mini`, 2 CPU cores, about 30 minutes) and `gpu_recipe()` (one H200, a wider
 and deeper transformer, large batches, fresh videos, an EMA). The options towards a prior that generalises
-(`fresh_videos`, `answer_weight`, `ema_decay`, `caption_share`) are recipe fields; docs/mini.md says what each is.
+(`fresh_videos`, `answer_weight`, `ema_decay`, `caption_share`), the geometry (`canvas`, `layout`) and a kept VAE
+(`vae_from`) are recipe fields; docs/mini.md says what each is and what it measured.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 
 from arcvdm.errors import ArcvdmError
-from arcvdm.pretrain.data import captioned_videos, decoder_video, random_task, step_data, stream_rng, vae_video
+from arcvdm.pretrain.data import (Geometry, captioned_videos, decoder_video, random_task, step_data, stream_rng,
+                                  vae_video)
 
 STATE_DIR = ".pretrain"
 STATE_FILE = "state.pt"
@@ -69,7 +71,15 @@ class Recipe:
     answer_weight: float = 1.0  # stage 2's loss weight on the last latent frame (the answer's); the others weigh 1
     ema_decay: float = 0.0  # > 0: the transformer saved is this exponential moving average of its weights
     caption_share: float = 0.0  # share of stage-2 tasks prompted with their rule (the family's name); the rest neutral
+    # The geometry (docs/mini.md): the square canvas (the rotary table covers it) and the layout of every video.
+    canvas: int = 64
+    layout: str = "centered"  # centered (a quarter anchored, as shipped) | token-aligned (one cell per 8-px token)
+    vae_from: str | None = None  # a mini folder whose VAE (convolutional: any canvas) is kept; stages 1 and 1b skipped
     budget_minutes: float = DEFAULT_MINUTES  # what the step counts are sized for; `scaled` scales from it
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.canvas, self.layout)
 
     def scaled(self, minutes: float) -> "Recipe":
         """The same recipe with step counts (and stage-2 pools) scaled to about `minutes` of the machine it is sized
@@ -99,6 +109,21 @@ def gpu_recipe(seed: int = 0) -> Recipe:
                   transformer_steps=3000, transformer_batch=128, transformer_lr=5e-4, warmup_steps=200,
                   transformer_layers=9, transformer_heads=4, transformer_head_dim=64, fresh_videos=True,
                   ema_decay=0.999, budget_minutes=GPU_MINUTES)
+
+
+def check_geometry(canvas: int, layout: str) -> None:
+    """Refuse a canvas or layout on which the generated tasks (grids up to MAX_SIDE a side) cannot all be drawn."""
+    from arcvdm import codec
+    from arcvdm.backbones.mini_architecture import TOKEN
+    from arcvdm.pretrain.data import PRETRAIN_LAYOUTS
+    from arcvdm.pretrain.generator import MAX_SIDE
+
+    if layout not in PRETRAIN_LAYOUTS:
+        raise ArcvdmError(f"--layout {layout!r}: use {' or '.join(PRETRAIN_LAYOUTS)}")
+    need = codec.smallest_canvas((MAX_SIDE, MAX_SIDE), layout, TOKEN if layout == "token-aligned" else None)  # type: ignore[arg-type]
+    if canvas < max(need) or canvas % 16:
+        raise ArcvdmError(f"--canvas {canvas}: the {layout} layout draws the generated {MAX_SIDE}x{MAX_SIDE} grids on a "
+                          f"multiple of 16 px from {max(need)} up, e.g. --canvas {max(need) + -max(need) % 16}")
 
 
 RECIPES = {"cpu": Recipe, "gpu": gpu_recipe}  # `arcvdm backbone pretrain-mini --recipe NAME`: seed -> Recipe
@@ -159,9 +184,9 @@ def vae_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, int]:
     """Stage 1's pixels for step `i` (uint8 [B, F, H, W, 3]; single frames on most steps) and the posterior seed."""
     rng = stream_rng("vae", recipe.seed, i)
     if i % recipe.vae_video_every == 0:
-        videos = np.stack([vae_video(rng) for _ in range(recipe.vae_batch)])
+        videos = np.stack([vae_video(rng, recipe.geometry) for _ in range(recipe.vae_batch)])
     else:
-        drawn = [vae_video(rng) for _ in range(recipe.vae_frames_batch)]
+        drawn = [vae_video(rng, recipe.geometry) for _ in range(recipe.vae_frames_batch)]
         videos = np.stack([v[rng.randrange(len(v))][None] for v in drawn])
     return videos, rng.randrange(2**31)
 
@@ -169,14 +194,15 @@ def vae_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, int]:
 def decoder_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, int]:
     """Stage 1b's videos for step `i` and the posterior seed."""
     rng = stream_rng("decoder", recipe.seed, i)
-    return np.stack([decoder_video(rng, recipe.decoder_still) for _ in range(recipe.decoder_batch)]), rng.randrange(2**31)
+    videos = [decoder_video(rng, recipe.decoder_still, recipe.geometry) for _ in range(recipe.decoder_batch)]
+    return np.stack(videos), rng.randrange(2**31)
 
 
 def fresh_step_data(recipe: Recipe, i: int) -> tuple[np.ndarray, list[str | None], int]:
     """Stage 2's new videos for step `i` (fresh_videos), their captions (None: the neutral prompt) and the seed of
     their encoding and noise."""
     rng = stream_rng("transformer-fresh", recipe.seed, i)
-    videos, captions = captioned_videos(rng, recipe.transformer_batch, recipe.caption_share)
+    videos, captions = captioned_videos(rng, recipe.transformer_batch, recipe.caption_share, recipe.geometry)
     return np.stack(videos), captions, rng.randrange(2**31)
 
 
@@ -210,7 +236,7 @@ class Pretrainer:
         self.device, self.workers, self.command = torch.device(device), workers, command
         resume = check_out_dir(self.out)
         self.state_path = self.out / STATE_DIR / STATE_FILE
-        self.pipe = build_mini_pipeline(recipe.seed, num_layers=recipe.transformer_layers,
+        self.pipe = build_mini_pipeline(recipe.seed, recipe.canvas, num_layers=recipe.transformer_layers,
                                         num_attention_heads=recipe.transformer_heads,
                                         attention_head_dim=recipe.transformer_head_dim)
         self.stage, self.step, self.elapsed = "vae", 0, 0.0
@@ -252,10 +278,14 @@ class Pretrainer:
     def run(self) -> Path:
         r = self.recipe
         if self.stage == "vae":
-            self._train_vae()
+            if r.vae_from:
+                self._copy_vae(Path(r.vae_from))
+            else:
+                self._train_vae()
             self._next_stage("decoder")
         if self.stage == "decoder":
-            self._train_decoder()
+            if not r.vae_from:
+                self._train_decoder()
             self.metrics.update(self._vae_round_trips())
             self._next_stage("transformer")
         if self.stage == "transformer":
@@ -318,6 +348,19 @@ class Pretrainer:
         weights = colour_weights(pixels, self.recipe.vae_colour_weight)
         return (weights * (error**2 + error.abs())).mean() / weights.mean(), posterior.kl().mean() / z[0].numel()
 
+    def _copy_vae(self, folder: Path) -> None:
+        """Stages 1 and 1b replaced by another mini's VAE (fully convolutional, so any canvas): for experiments on the
+        transformer's stage alone, in half the time."""
+        from diffusers import AutoencoderKLCogVideoX
+
+        try:
+            vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae")
+        except (OSError, ValueError) as error:
+            raise ArcvdmError(f"--vae-from {folder}: no mini VAE there ({error}); give a pretrained mini folder, "
+                              "e.g. arcvdm/backbones/mini") from None
+        self.pipe.vae.load_state_dict(vae.float().state_dict())
+        self.pipe.vae.eval().requires_grad_(False)
+
     def _train_vae(self) -> None:
         """Stage 1: reconstruction with a small KL term keeping the latents near unit scale. Most steps see single
         frames; every `vae_video_every`-th a batch of 9-frame videos."""
@@ -360,9 +403,11 @@ class Pretrainer:
         codec: every grid held still, and every pair as the transition a run draws."""
         from arcvdm.pretrain.vae_check import round_trip_tasks
 
-        rng = stream_rng("vae-eval", self.recipe.seed, 0)
-        tasks = [random_task(rng) for _ in range(self.recipe.vae_eval_tasks)]
-        return {f"vae_round_trip{suffix}": round_trip_tasks(self.pipe.vae, tasks, progress=self.progress, pairs=pairs).summary()
+        r = self.recipe
+        rng = stream_rng("vae-eval", r.seed, 0)
+        tasks = [random_task(rng) for _ in range(r.vae_eval_tasks)]
+        return {f"vae_round_trip{suffix}": round_trip_tasks(self.pipe.vae, tasks, r.layout, self.progress, pairs,  # type: ignore[arg-type]
+                                                            r.canvas).summary()
                 for suffix, pairs in (("", False), ("_transitions", True))}
 
     def _train_transformer(self) -> None:
@@ -396,7 +441,7 @@ class Pretrainer:
 
         def fill_pool(chunk: int) -> None:
             rng = stream_rng("transformer-pool", r.seed, chunk)
-            videos, captions = captioned_videos(rng, r.pool_videos, r.caption_share)
+            videos, captions = captioned_videos(rng, r.pool_videos, r.caption_share, r.geometry)
             generator = torch.Generator().manual_seed(rng.randrange(2**31))
             pool.update(chunk=chunk, encoded=encode(videos, generator), captions=captions)
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from arcvdm import codec
-from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, WIDTH
+from arcvdm.backbones.mini_architecture import FRAMES, HEIGHT, TOKEN, WIDTH
+from arcvdm.errors import ArcvdmError
 from arcvdm.tasks import Grid, Task
 
 BATCH = 8
@@ -34,15 +35,24 @@ class RoundTrip:
                 "skipped_grids": self.skipped_grids, "failures": self.failures[:20]}
 
 
-def fitting_grids(task: Task, height: int = HEIGHT, width: int = WIDTH) -> list[Grid]:
-    """Every grid of the task (test outputs included) that the canvas can draw with cells of at least codec.MIN_CELL."""
-    grids = [g for p in task.train + task.test for g in (p.input, p.output) if g is not None]
-    return [g for g in grids if codec._fit(*g.shape, height, width) >= codec.MIN_CELL]
+def fitting_grids(task: Task, layout: codec.Layout = "centered", height: int = HEIGHT, width: int = WIDTH,
+                  token: int | None = None) -> list[Grid]:
+    """Every grid of the task (test outputs included) that the canvas can draw in `layout` with cells of at least
+    codec.MIN_CELL."""
+    fits = []
+    for g in (g for p in task.train + task.test for g in (p.input, p.output) if g is not None):
+        try:
+            codec.plan_for_grids([g], "centered" if layout == "anchored" else layout, height, width, token)
+            fits.append(g)
+        except ArcvdmError:
+            pass
+    return fits
 
 
 @torch.no_grad()
 def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", progress: bool = True,
-                     pairs: bool = False) -> RoundTrip:
+                     pairs: bool = False, size: int = HEIGHT) -> RoundTrip:
+    """`size`: the square canvas; the token-aligned layout uses the mini's token (TOKEN)."""
     from tqdm.auto import tqdm
 
     from arcvdm.trajectories import make_video
@@ -50,13 +60,14 @@ def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", 
     result = RoundTrip(unit="pairs" if pairs else "grids")
     items: list[tuple[str, tuple[Grid, Grid], codec.CanvasPlan]] = []  # (task, (first, last), plan)
     for task in tasks:
-        grids = fitting_grids(task)
+        token = TOKEN if layout == "token-aligned" else None
+        grids = fitting_grids(task, layout, size, size, token)
         result.skipped_grids += sum(1 for p in task.train + task.test for g in (p.input, p.output) if g is not None) - len(grids)
         if layout == "anchored":
             grids = [g for g in grids if max(g.shape) < 10]  # the marker takes a row and a column
         if grids:
             result.tasks += 1
-            plan = codec.plan_for_grids(grids, layout, HEIGHT, WIDTH)
+            plan = codec.plan_for_grids(grids, layout, size, size, token)
             if pairs:  # pairs whose two grids are both drawn (drawing depends on the shape alone)
                 items += [(task.id, (p.input, p.output), plan) for p in task.train + task.test
                           if p.output is not None and p.input in grids and p.output in grids]
@@ -71,7 +82,7 @@ def round_trip_tasks(vae, tasks: list[Task], layout: codec.Layout = "centered", 
         recon = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.float()
         recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
         for (task_id, grids, plan), video in zip(chunk, recon):
-            decoded = [codec.decode(video[f], plan, g.shape if layout == "centered" else None)
+            decoded = [codec.decode(video[f], plan, g.shape if layout in codec.SHAPE_GIVEN else None)
                        for f, g in zip((0, FRAMES - 1), grids)]
             result.checked += 1
             if all(d.grid == g for d, g in zip(decoded, grids)):
