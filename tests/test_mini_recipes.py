@@ -137,17 +137,17 @@ def test_worker_processes_draw_what_the_main_process_would(caption_share):
 def test_a_token_aligned_stage_two_on_a_kept_vae_writes_an_80px_folder_runs_accept(tmp_path):
     from typer.testing import CliRunner
 
-    from arcvdm.backbones import largest_canvas, load_backbone
+    from arcvdm.backbones import BACKBONES, largest_canvas, load_backbone
     from arcvdm.cli import app
 
-    out = tmp_path / "mini-80"
+    out, shipped_dir = tmp_path / "mini-80", BACKBONES.get("mini").source
     args = ["backbone", "pretrain-mini", "--out", str(out), "--toy", "--canvas", "80", "--layout", "token-aligned",
-            "--vae-from", "arcvdm/backbones/mini"]
+            "--vae-from", shipped_dir]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model_card.json").read_text())
     assert card["video"] == {"frames": 9, "height": 80, "width": 80} and card["data"]["layouts"] == {"token-aligned": 1.0}
-    assert "vae_final_loss" not in card["metrics"] and "--vae-from arcvdm/backbones/mini" in card["rebuild"]
+    assert "vae_final_loss" not in card["metrics"] and f"--vae-from {shipped_dir}" in card["rebuild"]
     assert card["metrics"]["vae_round_trip"]["exact"] == card["metrics"]["vae_round_trip"]["grids"] > 0
     kept, shipped = load_backbone(str(out), "cpu", "fp32").pipe.vae, load_backbone("mini", "cpu", "fp32").pipe.vae
     assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), shipped.state_dict().values()))
