@@ -55,10 +55,10 @@ def canvas_plan(grids, backbone, config) -> codec.CanvasPlan:
     return codec.plan_for_grids(grids, config.codec.layout, config.video.height, config.video.width, backbone.token_size)
 
 
-def within_positions(config, backbone: str):
+def within_positions(config):
     """`config` with its canvas cut to the backbone's position table, for check_config: the part past the table is
     what `cover_canvas` extends."""
-    largest = largest_canvas(backbone)
+    largest = largest_canvas(config.backbone)
     if largest is None:
         return config
     video = config.video.model_copy(update={"height": min(config.video.height, largest[0]),
@@ -129,7 +129,7 @@ def main() -> None:
     try:
         overrides = parse_set(args.set)
         config = load_config("mini", {**overrides, "backbone": args.backbone})
-        check_config(within_positions(config, args.backbone))
+        check_config(within_positions(config))
     except ArcvdmError as e:
         sys.exit(str(e))
     settings = {"backbone": args.backbone, "steps": steps, **({"set": overrides} if overrides else {}),

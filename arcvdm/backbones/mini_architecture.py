@@ -15,7 +15,6 @@ from arcvdm.backbones.tiny import seeded_pipeline
 FRAMES, HEIGHT, WIDTH = 9, 64, 64
 TEXT_DIM = 64
 TEXT_TOKENS = 16
-TOKEN = 8  # pixels a side per video token: the VAE's x4 times the transformer's 2x2 patch (Backbone.token_size)
 
 MINI_VAE = dict(
     in_channels=3,
@@ -51,6 +50,9 @@ MINI_TRANSFORMER = dict(
     use_rotary_positional_embeddings=True,
     use_learned_positional_embeddings=False,
 )
+
+# Pixels a side per video token (Backbone.token_size of the built pipeline): the VAE's x4 times the 2x2 patch, 8.
+TOKEN = 2 ** (len(MINI_VAE["block_out_channels"]) - 1) * MINI_TRANSFORMER["patch_size"]
 
 
 def build_mini_pipeline(seed: int, canvas: int = HEIGHT, **transformer):
