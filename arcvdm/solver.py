@@ -178,12 +178,12 @@ def video_views(task: Task, config: RunConfig, transforms: list[Transform],
              if not q or fits(placed, t.apply(p.input), t.apply(p.output))] for p in task.train]
 
 
-def training_videos(task: Task, config: RunConfig, transforms: list[Transform],
-                    plan: codec.CanvasPlan) -> list[list[np.ndarray]]:
-    """videos_by_pair[i]: train pair i under each transform and placement (transform-major; see `video_views`)."""
+def training_videos(task: Task, config: RunConfig, transforms: list[Transform], plan: codec.CanvasPlan,
+                    views_by_pair: list[list[tuple[int, int]]]) -> list[list[np.ndarray]]:
+    """videos_by_pair[i]: train pair i under each (transform, placement) of `views_by_pair[i]` (`video_views`)."""
     plans = placement_plans(plan, config)
     videos_by_pair = []
-    for i, (p, views) in enumerate(zip(task.train, video_views(task, config, transforms, plan))):
+    for i, (p, views) in enumerate(zip(task.train, views_by_pair)):
         videos = []
         for n, q in views:
             t, placed = transforms[n], plans[q]
@@ -212,8 +212,9 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     plan = canvas_plan(task, config, token)
     prompt_of = prompt_of_view(config)
 
-    videos_by_pair = training_videos(task, config, transforms, plan)
-    prompts_by_pair = [[prompt_of(transforms[n]) for n, _ in vv] for vv in video_views(task, config, transforms, plan)]
+    views_by_pair = video_views(task, config, transforms, plan)
+    videos_by_pair = training_videos(task, config, transforms, plan, views_by_pair)
+    prompts_by_pair = [[prompt_of(transforms[n]) for n, _ in views] for views in views_by_pair]
     out_dir.mkdir(parents=True, exist_ok=True)
     save_gif(videos_by_pair[0][0], out_dir / "train0.gif")
     n_videos = sum(len(v) for v in videos_by_pair)

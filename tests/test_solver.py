@@ -10,7 +10,7 @@ from arcvdm.config import load_config
 from arcvdm.io import atomic_write_json
 from arcvdm.errors import ArcvdmError
 from arcvdm.solver import (canvas_plan, fits, inference_views, placement_plans, solve, solve_problem,
-                           training_transforms, training_videos)
+                           training_transforms, training_videos, video_views)
 from arcvdm.tasks import Grid, Pair, Task, load_task
 
 
@@ -239,7 +239,8 @@ def test_a_placement_too_small_for_a_pair_is_skipped(tmp_path):
     plan = codec.plan_for_grids([np.zeros((2, 2))], "anchored", 64, 64)  # a plan made for smaller grids
     kept = [q for q, placed in enumerate(placement_plans(plan, cfg)) if q == 0 or fits(placed, big)]
     assert 1 < len(kept) < 8  # some re-drawn plans leave an 8x8 grid cells under 4 px, some do not
-    videos = training_videos(task, cfg, training_transforms(cfg), plan)
+    transforms = training_transforms(cfg)
+    videos = training_videos(task, cfg, transforms, plan, video_views(task, cfg, transforms, plan))
     assert len(videos[0]) == len(kept)
     assert all(np.array_equal(v[0], codec.render(big, placement_plans(plan, cfg)[q])) for v, q in zip(videos[0], kept))
 

@@ -307,6 +307,14 @@ class Backbone(abc.ABC):
         """Float [B, F, H, W, 3] videos in [0, 1] from first frames `images` (fp32 [B, 3, H, W] in [0, 1]) through
         the stock pipeline at config.video's shape and config.sample's steps, guidance and scheduler."""
 
+    @staticmethod
+    def shape_and_steps(config) -> dict[str, Any]:
+        """The pipeline-call arguments every family's `generate` shares: config.video's shape, config.sample's steps
+        and guidance, and numpy frames in [0, 1] returned as a plain tuple."""
+        v, s = config.video, config.sample
+        return dict(height=v.height, width=v.width, num_frames=v.frames, num_inference_steps=s.steps,
+                    guidance_scale=s.guidance_scale, output_type="np", return_dict=False)
+
     @abc.abstractmethod
     def forward_inputs(self, frames: int, height: int, width: int, device: torch.device) -> dict[str, Any]:
         """Keyword arguments of one transformer forward (batch 1) at this video size, on `device` (FLOP counting)."""

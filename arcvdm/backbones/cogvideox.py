@@ -217,7 +217,7 @@ class CogVideoXBackbone(Backbone):
 
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
                  generators: list[torch.Generator]) -> np.ndarray:
-        v, s = config.video, config.sample
+        s = config.sample
         self.use_scheduler(s.scheduler)
         b = len(images)
         negative = self.prompt_embeds("")["prompt_embeds"].expand(b, -1, -1) if s.guidance_scale > 1.0 else None
@@ -225,14 +225,8 @@ class CogVideoXBackbone(Backbone):
             image=images,  # fp32 on CPU: the pipeline normalises it, then moves it to the backbone's device and dtype
             prompt_embeds=prompt["prompt_embeds"].expand(b, -1, -1),
             negative_prompt_embeds=negative,
-            height=v.height,
-            width=v.width,
-            num_frames=v.frames,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
             generator=generators,
-            output_type="np",
-            return_dict=False,
+            **self.shape_and_steps(config),
         )[0]
         return np.asarray(out, dtype=np.float32)
 

@@ -227,7 +227,7 @@ class LTXBackbone(Backbone):
 
     def generate(self, images: torch.Tensor, prompt: dict[str, torch.Tensor], config,
                  generators: list[torch.Generator]) -> np.ndarray:
-        v, s = config.video, config.sample
+        s = config.sample
         self.use_scheduler(s.scheduler)
         b = len(images)
         negative = self.prompt_embeds("") if s.guidance_scale > 1.0 else {}
@@ -237,15 +237,9 @@ class LTXBackbone(Backbone):
             prompt_attention_mask=prompt["prompt_attention_mask"].expand(b, -1),
             negative_prompt_embeds=negative["prompt_embeds"].expand(b, -1, -1) if negative else None,
             negative_prompt_attention_mask=negative["prompt_attention_mask"].expand(b, -1) if negative else None,
-            height=v.height,
-            width=v.width,
-            num_frames=v.frames,
             frame_rate=FRAME_RATE,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
             generator=generators,
-            output_type="np",
-            return_dict=False,
+            **self.shape_and_steps(config),
         )[0]
         return np.asarray(out, dtype=np.float32)
 

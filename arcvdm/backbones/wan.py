@@ -228,20 +228,13 @@ class WanBackbone(Backbone):
         """One video from one first frame (fp32 [3, H, W] in [0, 1]) through the stock pipeline."""
         from PIL import Image
 
-        v, s = config.video, config.sample
         pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # exact: frames are uint8 / 255
         return self.pipe(
             image=Image.fromarray(pixels),  # what the pipeline's CLIP processor and VAE expect
             prompt_embeds=prompt["prompt_embeds"],
             negative_prompt_embeds=negative,
-            height=v.height,
-            width=v.width,
-            num_frames=v.frames,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance_scale,
             generator=generator,
-            output_type="np",
-            return_dict=False,
+            **self.shape_and_steps(config),
         )[0]
 
     def forward_inputs(self, frames: int, height: int, width: int, device: torch.device) -> dict[str, Any]:
