@@ -69,6 +69,16 @@ class Transform:
             return SYMMETRIES[self.symmetry]
         return f"{SYMMETRIES[self.symmetry]}+c{''.join(map(str, self.colors[1:]))}"
 
+    @classmethod
+    def from_name(cls, name: str) -> "Transform":
+        """Inverse of `name`: how a problem file's views (`"transform": "rot90+c213456789"`) become transforms again."""
+        symmetry, plus, colors = name.partition("+")
+        colors_ok = not plus or (colors[:1] == "c" and colors[1:].isdigit() and len(colors) == 10)
+        if symmetry not in SYMMETRIES or not colors_ok:
+            raise ArcvdmError(f"transform: {name!r} is no view name; expected a symmetry ({', '.join(SYMMETRIES)}), "
+                              "optionally followed by +c and the images of colours 1-9, e.g. rot90+c213456789")
+        return cls(SYMMETRIES.index(symmetry), (0, *map(int, colors[1:])) if plus else IDENTITY_COLORS)
+
     def __repr__(self) -> str:
         return f"<Transform {self.name}>"
 

@@ -35,7 +35,7 @@ from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, predicted_frames
 from arcvdm.scoring import cell_accuracy
-from arcvdm.tasks import Grid
+from arcvdm.tasks import Grid, Pair
 from arcvdm.train import LoraTrainer
 from arcvdm.trajectories import make_video
 
@@ -91,8 +91,13 @@ def copy_fidelity(backbone, config, sides=COPY_SIDES) -> dict:
     return result
 
 
+def ceiling_pairs(family: str) -> list[Pair]:
+    """The family's one hidden rule, 60 pairs: the first 48 train, the last 12 are the fresh inputs."""
+    return make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
+
+
 def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
-    pairs = make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
+    pairs = ceiling_pairs(family)
     plan = canvas_plan([g.array for p in pairs for g in (p.input, p.output)], backbone, config)
     videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), config.video.frames, "discrete", i)
               for i, p in enumerate(pairs[:TRAIN_PAIRS])]

@@ -151,6 +151,14 @@ def test_json_round_trip_and_unique_names():
         Transform.from_json({"symmetry": "spin", "colors": list(range(10))})
 
 
+def test_a_view_name_reads_back_as_its_transform():
+    for t in sample_transforms(8, 4, seed=3):
+        assert Transform.from_name(t.name) == t
+    for bad in ("spin", "rot90+", "rot90+c21345678", "rot90+x213456789", "rot90+c113456789"):
+        with pytest.raises(ArcvdmError, match="transform: "):
+            Transform.from_name(bad)
+
+
 def test_redrawn_anchored_placements_vary_and_decode_every_visible_grid(evaluation):
     for task in [evaluation["00576224"], next(t for t in evaluation if max(g.shape[0] for g in t.visible_grids()) >= 25)]:
         plan = plan_for_task(task, "anchored", 480, 480)
