@@ -24,7 +24,7 @@ from arcvdm.augment import Transform
 from arcvdm.pretrain.bench import write_tasks
 from arcvdm.pretrain.generator import FAMILIES
 from arcvdm.scoring import cell_accuracy
-from arcvdm.tasks import Grid, Pair, Task, load_tasks
+from arcvdm.tasks import Grid, Task, load_tasks
 from arcvdm.voting import Candidate, vote
 
 FAMILIES_WITH_VIEWS = ("symmetry", "gravity", "colour-permutation")
