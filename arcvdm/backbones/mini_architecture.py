@@ -29,6 +29,7 @@ MINI_VAE = dict(
     scaling_factor=0.7,  # CogVideoX1.5's latent convention: x0.7, and image latents divided (inverted)
     invert_scale_latents=True,
 )
+VAE_FACTOR = 2 ** (len(MINI_VAE["block_out_channels"]) - 1)  # pixels a side per latent: a halving per later block
 
 MINI_TRANSFORMER = dict(
     num_attention_heads=4,
@@ -43,8 +44,8 @@ MINI_TRANSFORMER = dict(
     patch_size=2,
     patch_size_t=2,
     patch_bias=False,
-    sample_width=WIDTH // 4,  # latent size (the rotary embedding's base grid)
-    sample_height=HEIGHT // 4,
+    sample_width=WIDTH // VAE_FACTOR,  # latent size (the rotary embedding's base grid)
+    sample_height=HEIGHT // VAE_FACTOR,
     sample_frames=FRAMES,
     temporal_compression_ratio=4,
     use_rotary_positional_embeddings=True,
@@ -52,7 +53,7 @@ MINI_TRANSFORMER = dict(
 )
 
 # Pixels a side per video token (Backbone.token_size of the built pipeline): the VAE's x4 times the 2x2 patch, 8.
-TOKEN = 2 ** (len(MINI_VAE["block_out_channels"]) - 1) * MINI_TRANSFORMER["patch_size"]
+TOKEN = VAE_FACTOR * MINI_TRANSFORMER["patch_size"]
 
 
 def build_mini_pipeline(seed: int, canvas: int = HEIGHT, **transformer):
@@ -60,5 +61,5 @@ def build_mini_pipeline(seed: int, canvas: int = HEIGHT, **transformer):
     here); `canvas`: the square canvas its rotary table covers (80 for the token-aligned layout's 10x10 grids);
     `transformer` overrides MINI_TRANSFORMER's sizes (the GPU recipe's wider, deeper one)."""
     text = dict(d_model=TEXT_DIM, d_ff=128, d_kv=16, num_layers=2, num_heads=4, relative_attention_num_buckets=8)
-    positions = dict(sample_height=canvas // 4, sample_width=canvas // 4)
+    positions = dict(sample_height=canvas // VAE_FACTOR, sample_width=canvas // VAE_FACTOR)
     return seeded_pipeline(text, MINI_VAE, {**MINI_TRANSFORMER, **positions, **transformer}, seed)
