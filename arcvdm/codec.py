@@ -57,6 +57,7 @@ LINE_PX = 2
 MAX_CELL = 50
 SAMPLES = 8  # interior pixels per cell side used by the decoder
 MIN_CELL = 4  # below this a cell has no interior left once the pixels next to the lines are skipped
+CANVAS_MULTIPLE = 16  # the smallest Backbone.side_multiple of the families (LTX-Video and Wan2.2 check their 32)
 
 # Colours indexed by the label used while rendering: 0-9 palette, 10 marker, 11 line.
 _TABLE = np.concatenate([PALETTE, MARKER[None], LINE[None]])
@@ -151,8 +152,8 @@ def _check_token(token: int | None, layout: str) -> None:
 
 
 def _check_canvas(height: int, width: int) -> None:
-    if height <= 0 or width <= 0 or height % 16 or width % 16:
-        raise ArcvdmError(f"canvas {height}x{width}: height and width must be positive multiples of 16")
+    if height <= 0 or width <= 0 or height % CANVAS_MULTIPLE or width % CANVAS_MULTIPLE:
+        raise ArcvdmError(f"canvas {height}x{width}: height and width must be positive multiples of {CANVAS_MULTIPLE}")
 
 
 def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centered", height: int = 480, width: int = 480,

@@ -121,9 +121,10 @@ def check_geometry(canvas: int, layout: str) -> None:
     if layout not in PRETRAIN_LAYOUTS:
         raise ArcvdmError(f"--layout {layout!r}: use {' or '.join(PRETRAIN_LAYOUTS)}")
     need = codec.smallest_canvas((MAX_SIDE, MAX_SIDE), layout, TOKEN if layout == "token-aligned" else None)  # type: ignore[arg-type]
-    if canvas < max(need) or canvas % 16:
+    step = codec.CANVAS_MULTIPLE
+    if canvas < max(need) or canvas % step:
         raise ArcvdmError(f"--canvas {canvas}: the {layout} layout draws the generated {MAX_SIDE}x{MAX_SIDE} grids on a "
-                          f"multiple of 16 px from {max(need)} up, e.g. --canvas {max(need) + -max(need) % 16}")
+                          f"multiple of {step} px from {max(need)} up, e.g. --canvas {max(need) + -max(need) % step}")
 
 
 RECIPES = {"cpu": Recipe, "gpu": gpu_recipe}  # `arcvdm backbone pretrain-mini --recipe NAME`: seed -> Recipe
