@@ -30,10 +30,12 @@ def _data_recipe(layout: str) -> dict:
 
 
 def _machine(device) -> str:
-    """The hardware the weights trained on: the GPU's name on CUDA, and the CPU cores that generated the data."""
+    """The hardware the weights trained on: the GPU's name on CUDA, and the CPU cores that generated the data (with the
+    torch threads, since a build on one thread of a shared machine is slower than one on all its cores)."""
     import torch
 
-    cpu = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}"
+    cpu = (f"{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), {platform.machine()}, "
+           f"torch {torch.__version__}")
     return f"{torch.cuda.get_device_name(device)} with {cpu}" if device.type == "cuda" else cpu
 
 
