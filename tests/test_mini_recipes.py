@@ -32,7 +32,7 @@ def test_gpu_recipe_at_toy_size_on_cpu_writes_a_loadable_folder_with_its_card(tm
     assert card["recipe"] == asdict(gpu_recipe(5).toy())
     assert card["recipe"]["fresh_videos"] and card["recipe"]["ema_decay"] > 0
     assert card["rebuild"] == "arcvdm backbone pretrain-mini --out DIR --seed 5 --recipe gpu --device cpu --workers 2 --toy"
-    assert f"CPU cores ({torch.get_num_threads()} torch threads)" in card["machine"]
+    assert f"CPU cores ({torch.get_num_threads()} torch thread" in card["machine"]
     assert "fresh videos every step" in (out / "README.md").read_text()
     assert all(sha256(out / name) == e["sha256"] for name, e in card["files"].items())
     config = load_backbone(str(out), "cpu", "fp32").transformer.config

@@ -34,7 +34,8 @@ def _machine(device) -> str:
     torch threads, since a build on one thread of a shared machine is slower than one on all its cores)."""
     import torch
 
-    cpu = (f"{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), {platform.machine()}, "
+    threads = torch.get_num_threads()
+    cpu = (f"{os.cpu_count()} CPU cores ({threads} torch thread{'s' * (threads != 1)}), {platform.machine()}, "
            f"torch {torch.__version__}")
     return f"{torch.cuda.get_device_name(device)} with {cpu}" if device.type == "cuda" else cpu
 
