@@ -194,16 +194,16 @@ def plan_for_grids(grids: Sequence[Grid | np.ndarray], layout: Layout = "centere
 
 
 def smallest_canvas(shape: tuple[int, int], layout: Layout = "centered", token: int | None = None) -> tuple[int, int]:
-    """The smallest (height, width), multiples of 16, that draw a grid of `shape` (anchored: with its marker)
-    with cells of at least MIN_CELL px. (192, 192) draws every grid up to 30x30 in centered and anchored;
+    """The smallest (height, width), multiples of CANVAS_MULTIPLE, that draw a grid of `shape` (anchored: with its
+    marker) with cells of at least MIN_CELL px. (192, 192) draws every grid up to 30x30 in centered and anchored;
     token-aligned needs whole tokens per cell (30x30 at 16-px tokens: 480x480; at 32 px: 960x960)."""
     if layout == "token-aligned":
         _check_token(token, layout)
         pitch = -(-(MIN_CELL + LINE_PX) // token) * token  # type: ignore[operator]
-        step = math.lcm(16, token)  # type: ignore[arg-type]
+        step = math.lcm(CANVAS_MULTIPLE, token)  # type: ignore[arg-type]
         return tuple(-(-n * pitch // step) * step for n in shape)  # type: ignore[return-value]
     extra = 1 if layout == "anchored" else 0
-    return tuple(-(-extent(n + extra, MIN_CELL) // 16) * 16 for n in shape)  # type: ignore[return-value]
+    return tuple(-(-extent(n + extra, MIN_CELL) // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for n in shape)  # type: ignore[return-value]
 
 
 class CanvasLimit(NamedTuple):
