@@ -1,15 +1,18 @@
-"""What a longer-trained prior changes: continue the shipped mini's stage 2 (the transformer, VAE frozen) for more
-steps on generated videos it has not seen (data seed 100), then bench the result (docs/mini.md).
+"""What a longer-trained prior changes: continue a mini's stage 2 (the transformer, VAE frozen) for more steps on
+generated videos it has not seen (data seed 100), at the canvas and layout its model card names, then bench the
+result (docs/mini.md).
 
-    python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4]
+    python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4] [--base DIR]
     arcvdm mini-bench --out OUT/bench --tasks 100 --seed 1 --preset mini --backbone OUT/pipe
 
-An experiment, not a build: OUT/pipe is the shipped folder with the continued transformer and without a model card
-(`pretrain-mini --minutes N` is the reproducible longer build). Rerunning after a kill resumes from OUT/state.
+--base: the mini folder to continue (default: the shipped `arcvdm/backbones/mini`; e.g. a `pretrain-mini --canvas 80
+--layout token-aligned` build, whose runs add its `--set video.height=80 ...`). An experiment, not a build: OUT/pipe
+is the base folder with the continued transformer and without a model card (`pretrain-mini --minutes N` is the
+reproducible longer build). Rerunning after a kill resumes from OUT/state.
 """
 
+import argparse
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -17,23 +20,29 @@ from diffusers import CogVideoXImageToVideoPipeline
 
 from arcvdm.backbones import BACKBONES
 from arcvdm.backbones.mini_card import CARD_JSON, CARD_README
+from arcvdm.io import read_json
 from arcvdm.pretrain.stages import Pretrainer, Recipe
 
-out = Path(sys.argv[1])
-steps = int(sys.argv[2]) if len(sys.argv) > 2 else 8000
-lr = float(sys.argv[3]) if len(sys.argv) > 3 else 5e-4
-shipped_dir = Path(BACKBONES.get("mini").source)
-pretrainer = Pretrainer(out / "state", Recipe(seed=100, transformer_steps=steps, transformer_lr=lr))
-shipped = CogVideoXImageToVideoPipeline.from_pretrained(shipped_dir, dtype=torch.float32)
-# the frozen text encoder always comes from the shipped folder; the VAE and transformer only on a fresh start
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("out", type=Path)
+parser.add_argument("steps", type=int, nargs="?", default=8000)
+parser.add_argument("lr", type=float, nargs="?", default=5e-4)
+parser.add_argument("--base", type=Path, default=Path(BACKBONES.get("mini").source))
+args = parser.parse_args()
+built = read_json(args.base / CARD_JSON)["recipe"]
+recipe = Recipe(seed=100, transformer_steps=args.steps, transformer_lr=args.lr,
+                canvas=built.get("canvas", Recipe.canvas), layout=built.get("layout", Recipe.layout))
+pretrainer = Pretrainer(args.out / "state", recipe)
+base = CogVideoXImageToVideoPipeline.from_pretrained(args.base, dtype=torch.float32)
+# the frozen text encoder always comes from the base folder; the VAE and transformer only on a fresh start
 # (a resumed run has them in its state)
 parts = ("text_encoder", "vae", "transformer") if pretrainer.stage == "vae" else ("text_encoder",)
 for part in parts:
-    getattr(pretrainer.pipe, part).load_state_dict(getattr(shipped, part).state_dict())
+    getattr(pretrainer.pipe, part).load_state_dict(getattr(base, part).state_dict())
 pretrainer.stage = "transformer"
 pretrainer._train_transformer()
 last = pretrainer.losses["transformer"][-50:]
-print(f"stage 2 continued for {steps} steps; mean loss of the last {len(last)}: {sum(last) / len(last):.5f}")
-shutil.rmtree(out / "pipe", ignore_errors=True)
-shutil.copytree(shipped_dir, out / "pipe", ignore=shutil.ignore_patterns(CARD_JSON, CARD_README))
-pretrainer.pipe.transformer.to(torch.float16).save_pretrained(out / "pipe" / "transformer")
+print(f"stage 2 continued for {args.steps} steps; mean loss of the last {len(last)}: {sum(last) / len(last):.5f}")
+shutil.rmtree(args.out / "pipe", ignore_errors=True)
+shutil.copytree(args.base, args.out / "pipe", ignore=shutil.ignore_patterns(CARD_JSON, CARD_README))
+pretrainer.pipe.transformer.to(torch.float16).save_pretrained(args.out / "pipe" / "transformer")
