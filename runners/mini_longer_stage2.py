@@ -13,6 +13,7 @@ reproducible longer build). Rerunning after a kill resumes from OUT/state.
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -29,7 +30,11 @@ parser.add_argument("steps", type=int, nargs="?", default=8000)
 parser.add_argument("lr", type=float, nargs="?", default=5e-4)
 parser.add_argument("--base", type=Path, default=Path(BACKBONES.get("mini").source))
 args = parser.parse_args()
-built = read_json(args.base / CARD_JSON)["recipe"]
+card = args.base / CARD_JSON
+if not card.exists():  # e.g. another run's OUT/pipe: its canvas and layout are not recorded
+    sys.exit(f"{card}: no model card, so the canvas and layout to continue at are unknown: --base a folder that "
+             f"`arcvdm backbone pretrain-mini` wrote")
+built = read_json(card)["recipe"]
 recipe = Recipe(seed=100, transformer_steps=args.steps, transformer_lr=args.lr,
                 canvas=built.get("canvas", Recipe.canvas), layout=built.get("layout", Recipe.layout))
 pretrainer = Pretrainer(args.out / "state", recipe)
