@@ -1,7 +1,7 @@
 """Where the mini's limit lies (docs/mini.md): two measurements that need no LoRA selection.
 
     python runners/mini_ceiling.py OUT [--backbone mini] [--families a,b] [--steps 500,1000] [--set KEY=VALUE]
-                                       [--copy-sides 3,5,7,9]
+                                       [--copy-sides 3,5,7,9] [--pairs 48]
 
 The canvas and layout are the preset's (`--set video.height=80 --set video.width=80 --set codec.layout=token-aligned`
 for cells on the backbone's token grid); `--families ''` runs the copy test alone.
@@ -9,12 +9,13 @@ for cells on the backbone's token grid); `--families ''` runs the copy test alon
 1. Copy: the backbone without an adapter generates from random grids of one side (density 0.6); how often frame 2,
    which in a `discrete` video still shows the input, decodes back to that input exactly.
 2. Ceiling: per family (inside pretraining, then outside), one task (one hidden rule) with 60 pairs; the `mini`
-   preset's LoRA trains on the transition videos of 48 of them and predicts the 12 others (and 12 of its own) at
-   each of --steps. A few-shot run sees 2-4 pairs and 200 steps, far less than this. Rank 128 on the mini's
-   128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
+   preset's LoRA trains on the transition videos of 48 of them and predicts the 12 others (and up to 12 of its own)
+   at each of --steps. A few-shot run sees 2-4 pairs and 200 steps, far less than this; `--pairs 4` trains on the
+   first 4 of the 48 alone (the same 12 fresh inputs), the few-shot regime with this protocol. Rank 128 on the
+   mini's 128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
 
 Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
-made with another --backbone, --steps or --set.
+made with another --backbone, --steps, --set or --pairs.
 """
 
 import argparse
@@ -96,12 +97,12 @@ def ceiling_pairs(family: str) -> list[Pair]:
     return make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
 
 
-def ceiling(backbone, config, family: str, steps: list[int]) -> dict:
+def ceiling(backbone, config, family: str, steps: list[int], train_pairs: int = TRAIN_PAIRS) -> dict:
     pairs = ceiling_pairs(family)
     plan = canvas_plan([g.array for p in pairs for g in (p.input, p.output)], backbone, config)
     videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), config.video.frames, "discrete", i)
-              for i, p in enumerate(pairs[:TRAIN_PAIRS])]
-    held_out, seen = pairs[TRAIN_PAIRS:], pairs[:TEST_PAIRS]  # 12 fresh inputs; 12 of the trained pairs
+              for i, p in enumerate(pairs[:train_pairs])]
+    held_out, seen = pairs[TRAIN_PAIRS:], pairs[:min(TEST_PAIRS, train_pairs)]  # 12 fresh inputs; trained pairs
     first_frames = [codec.render(p.input, plan) for p in held_out + seen]
     trainer = LoraTrainer(backbone, videos, config)  # removes the previous family's adapter
     result, start = {}, time.monotonic()
@@ -122,11 +123,15 @@ def main() -> None:
                         help="comma-separated; default: every family; '' for the copy test alone")
     parser.add_argument("--copy-sides", default=",".join(map(str, COPY_SIDES)), help="grid sides of the copy test")
     parser.add_argument("--steps", default="500,1000", help="checkpoints (training steps)")
+    parser.add_argument("--pairs", type=int, default=TRAIN_PAIRS, metavar="N",
+                        help=f"train pairs per family, the first N of {TRAIN_PAIRS} (default all)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a field of the mini preset, as in arcvdm run (repeatable), e.g. sample.readout=target-frames")
     args = parser.parse_args()
     families, steps = [f for f in args.families.split(",") if f], sorted({int(s) for s in args.steps.split(",")})
     sides = tuple(int(s) for s in args.copy_sides.split(","))
+    if not 1 <= args.pairs <= TRAIN_PAIRS:
+        sys.exit(f"--pairs {args.pairs}: give 1 to {TRAIN_PAIRS} train pairs per family")
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         sys.exit(f"--families: unknown {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
@@ -138,7 +143,8 @@ def main() -> None:
     except ArcvdmError as e:
         sys.exit(str(e))
     settings = {"backbone": args.backbone, "steps": steps, **({"set": overrides} if overrides else {}),
-                **({"copy_sides": list(sides)} if sides != COPY_SIDES else {})}
+                **({"copy_sides": list(sides)} if sides != COPY_SIDES else {}),
+                **({"pairs": args.pairs} if args.pairs != TRAIN_PAIRS else {})}
     results = read_json(path) if path.exists() else {"settings": settings}
     if results.get("settings") != settings:
         sys.exit(f"{path}: made with {results.get('settings')}, not {settings}: use a new OUT")
@@ -150,7 +156,7 @@ def main() -> None:
     print("copy (frame 2 exact):", ", ".join(f"{k} {v['exact']}/{v['of']}" for k, v in results["copy"].items()))
     for family in families:
         if family not in results:
-            results[family] = ceiling(backbone, config, family, steps)
+            results[family] = ceiling(backbone, config, family, steps, args.pairs)
             atomic_write_json(path, results)
         row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
                         f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
