@@ -131,9 +131,12 @@ def test_ctrl_c_with_several_workers_prints_the_clean_line_only(tmp_path, sample
     import time
 
     out = tmp_path / "run"
+    # As from a terminal: a caller that ignores SIGINT (a `cmd &` of a non-interactive shell, nohup scripts) would
+    # hand the ignore down, and Python keeps an inherited ignore instead of raising KeyboardInterrupt.
     run = subprocess.Popen([ARCVDM, "run", str(samples_dir), "--out", str(out), *FAST, "--steps", "50",
                             "--workers-per-gpu", "2", "--device", "cpu", "--threads", "1"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     # submitit writes each worker's log once its controller process runs and has started the worker
     while len(list((out / "workers").glob("*_log.err"))) < 2 and run.poll() is None and time.time() < deadline:
