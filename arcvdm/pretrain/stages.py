@@ -104,7 +104,7 @@ def gpu_recipe(seed: int = 0) -> Recipe:
     """Sized for one H200 in at most GPU_MINUTES of wall time, by estimate (no H200 has run it yet: docs/mini.md).
     A transformer of 9 layers x 4 heads x 64 (9.0 M parameters; the folder's fp16 weights come to about 22 MB, under
     the 24 MB cap), batches 4-16x the CPU's, every stage-2 video fresh (drawn by worker processes, `--workers`; each
-    is then VAE-encoded on the GPU, one video at a time as `encode_videos` does), an EMA of the transformer."""
+    is then VAE-encoded on the GPU, a step's batch a call), an EMA of the transformer."""
     return Recipe(seed=seed, vae_steps=3000, vae_batch=8, vae_frames_batch=32, decoder_steps=3000, decoder_batch=8,
                   transformer_steps=3000, transformer_batch=128, transformer_lr=5e-4, warmup_steps=200,
                   transformer_layers=9, transformer_heads=4, transformer_head_dim=64, fresh_videos=True,
@@ -423,6 +423,8 @@ class Pretrainer:
 
         r = self.recipe
         backbone = family_class("cogvideox")(self.pipe, "mini-pretraining", self.device, torch.float32)
+        if r.fresh_videos:  # a step's videos in one VAE call; the pool keeps one a call, so its latents stay as shipped
+            backbone.encode_batch = r.transformer_batch
         transformer = self.pipe.transformer
         transformer.requires_grad_(True)
         self.pipe.vae.eval().requires_grad_(False)
