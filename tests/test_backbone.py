@@ -178,7 +178,7 @@ def test_wan_image_encoder_comes_to_the_device_once_for_a_batch_of_encodes():
     assert not torch.equal(*embeds)
 
 
-def test_cogvideox_encodes_a_batch_of_videos_in_one_vae_call_as_it_encodes_them_one_by_one(tiny):
+def test_cogvideox_encodes_a_batch_of_videos_in_one_vae_call_as_it_encodes_them_one_by_one(tiny, monkeypatch):
     """`encode_batch` (the mini's pretraining on fresh videos) changes how many videos a VAE call sees, not what comes
     back: the same latents from the same generator, the remainder chunk included, and the first frames unchanged."""
     from test_train_sample import transition_video
@@ -186,14 +186,10 @@ def test_cogvideox_encodes_a_batch_of_videos_in_one_vae_call_as_it_encodes_them_
     videos = [transition_video(i) for i in range(3)]
     calls = []
     encode = tiny.pipe.vae.encode
-    tiny.pipe.vae.encode = lambda x: (calls.append(x.shape[0]), encode(x))[1]
-    try:
-        one = tiny.encode_videos(videos, torch.Generator().manual_seed(0))
-        tiny.encode_batch = 2
-        batched = tiny.encode_videos(videos, torch.Generator().manual_seed(0))
-    finally:
-        tiny.encode_batch = 1
-        del tiny.pipe.vae.encode
+    monkeypatch.setattr(tiny.pipe.vae, "encode", lambda x: (calls.append(x.shape[0]), encode(x))[1])
+    one = tiny.encode_videos(videos, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(tiny, "encode_batch", 2)
+    batched = tiny.encode_videos(videos, torch.Generator().manual_seed(0))
     assert calls == [1, 1, 1, 2, 1]
     torch.testing.assert_close(batched["latents"], one["latents"], atol=1e-4, rtol=1e-4)
     assert torch.equal(batched["first_frames"], one["first_frames"])
