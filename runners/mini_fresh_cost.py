@@ -5,7 +5,8 @@
 At the recipe's transformer size and a batch of N videos, on this machine: generating the videos (one process),
 encoding them with the VAE (what `fresh_videos` adds to every step: the batch in one VAE call, as pretraining does,
 and one video a call, as the pool is encoded), and one stage-2 training step (loss, backward, AdamW) under the same
-bf16 autocast as pretraining. Medians over --steps repetitions; printed, not tested.
+bf16 autocast as pretraining, and the FLOPs of that step (the transformer's, by torch's counter) and of the whole
+stage 2. Medians over --steps repetitions; printed, not tested.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import torch
 from arcvdm.backbones import family_class
 from arcvdm.backbones.mini_architecture import build_mini_pipeline
 from arcvdm.config import NEUTRAL_PROMPT
+from arcvdm.flops import TRAIN_STEP_FORWARDS
 from arcvdm.pretrain.stages import RECIPES, fresh_step_data
 
 
@@ -69,8 +71,10 @@ def main() -> None:
     batched_s, single_s = (median_seconds(partial(encode, n), args.steps) for n in (len(videos), 1))
     step_s = median_seconds(step, args.steps)
     params = sum(p.numel() for p in transformer.parameters())
+    step_flops = backbone.forward_flops(9, recipe.canvas, recipe.canvas) * len(videos) * TRAIN_STEP_FORWARDS
     print(f"recipe {args.recipe}: transformer {params / 1e6:.2f} M parameters, batch {recipe.transformer_batch}, "
-          f"{recipe.canvas}x{recipe.canvas} {recipe.layout}, torch threads {torch.get_num_threads()}")
+          f"{recipe.canvas}x{recipe.canvas} {recipe.layout}, torch threads {torch.get_num_threads()}; a training step "
+          f"{step_flops / 1e12:.3f} TFLOP, stage 2 ({recipe.transformer_steps} steps) {step_flops * recipe.transformer_steps / 1e15:.2f} PFLOP")
     print(f"  generate {generate_s * 1e3:.0f} ms | encode {batched_s * 1e3:.0f} ms (one video a call: "
           f"{single_s * 1e3:.0f} ms) | training step {step_s * 1e3:.0f} ms | encode / step {batched_s / step_s:.2f}")
 

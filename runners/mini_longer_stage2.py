@@ -1,15 +1,17 @@
 """What a longer-trained prior changes: continue a mini's stage 2 (the transformer, VAE frozen) for more steps on
-generated videos it has not seen (data seed 100), at the canvas and layout its model card names, then bench the
-result (docs/mini.md).
+generated videos it has not seen (data seed 100 unless --data-seed), at the canvas and layout its model card names,
+then bench the result (docs/mini.md).
 
-    python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4] [--base DIR] [--fresh-videos]
+    python runners/mini_longer_stage2.py OUT [STEPS=8000] [LR=5e-4] [--base DIR] [--data-seed N] [--fresh-videos]
     arcvdm mini-bench --out OUT/bench --tasks 100 --seed 1 --preset mini --backbone OUT/pipe
 
 --base: the mini folder to continue (default: the shipped `arcvdm/backbones/mini`; e.g. a `pretrain-mini --canvas 80
---layout token-aligned` build, whose runs add its `--set video.height=80 ...`). An experiment, not a build: OUT/pipe
-is the base folder with the continued transformer and without a model card (`pretrain-mini --minutes N` is the
-reproducible longer build). --fresh-videos: every step draws and encodes videos of its own (the recipe's
-`fresh_videos`) instead of a pool of 200 per 500 steps. Rerunning after a kill resumes from OUT/state.
+--layout token-aligned` build, whose runs add its `--set video.height=80 ...`; or an earlier OUT of this runner, to
+continue a continuation). An experiment, not a build: OUT/pipe is the base folder with the continued transformer and
+without a model card (`pretrain-mini --minutes N` is the reproducible longer build). --data-seed: the seed of the
+generated videos (give a continuation of a continuation another one, so that its videos are new too). --fresh-videos:
+every step draws and encodes videos of its own (the recipe's `fresh_videos`) instead of a pool of 200 per 500 steps.
+Rerunning after a kill resumes from OUT/state.
 """
 
 import argparse
@@ -30,14 +32,19 @@ parser.add_argument("out", type=Path)
 parser.add_argument("steps", type=int, nargs="?", default=8000)
 parser.add_argument("lr", type=float, nargs="?", default=5e-4)
 parser.add_argument("--base", type=Path, default=Path(BACKBONES.get("mini").source))
+parser.add_argument("--data-seed", type=int, default=100, help="seed of the generated videos")
 parser.add_argument("--fresh-videos", action="store_true", help="new videos every step instead of a reused pool")
 args = parser.parse_args()
-card = args.base / CARD_JSON
-if not card.exists():  # e.g. another run's OUT/pipe: its canvas and layout are not recorded
-    sys.exit(f"{card}: no model card, so the canvas and layout to continue at are unknown: --base a folder that "
-             f"`arcvdm backbone pretrain-mini` wrote")
-built = read_json(card)["recipe"]
-recipe = Recipe(seed=100, transformer_steps=args.steps, transformer_lr=args.lr, fresh_videos=args.fresh_videos,
+card, earlier = args.base / CARD_JSON, args.base / "state" / ".pretrain" / "state.pt"
+if card.exists():
+    built = read_json(card)["recipe"]
+elif earlier.exists():  # an earlier OUT of this runner: its state holds the recipe, OUT/pipe the weights
+    built = torch.load(earlier, map_location="cpu", weights_only=False)["recipe"]
+    args.base = args.base / "pipe"
+else:
+    sys.exit(f"{args.base}: neither a model card ({CARD_JSON}) nor this runner's state, so the canvas and layout to "
+             f"continue at are unknown: --base a folder that `arcvdm backbone pretrain-mini` or this runner wrote")
+recipe = Recipe(seed=args.data_seed, transformer_steps=args.steps, transformer_lr=args.lr, fresh_videos=args.fresh_videos,
                 canvas=built.get("canvas", Recipe.canvas), layout=built.get("layout", Recipe.layout))
 pretrainer = Pretrainer(args.out / "state", recipe)
 base = CogVideoXImageToVideoPipeline.from_pretrained(args.base, dtype=torch.float32)

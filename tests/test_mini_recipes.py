@@ -30,10 +30,12 @@ def test_gpu_recipe_at_toy_size_on_cpu_writes_a_loadable_folder_with_its_card(tm
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model_card.json").read_text())
     assert card["recipe"] == asdict(gpu_recipe(5).toy())
-    assert card["recipe"]["fresh_videos"] and card["recipe"]["ema_decay"] > 0
+    assert card["recipe"]["fresh_videos"] and (card["recipe"]["canvas"], card["recipe"]["layout"]) == (80, "token-aligned")
     assert card["rebuild"] == "arcvdm backbone pretrain-mini --out DIR --seed 5 --recipe gpu --device cpu --workers 2 --toy"
     assert f"CPU cores ({torch.get_num_threads()} torch thread" in card["machine"]
-    assert "fresh videos every step" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "fresh videos every step" in readme
+    assert "--set video.height=80 --set video.width=80 --set codec.layout=token-aligned`" in readme
     assert all(sha256(out / name) == e["sha256"] for name, e in card["files"].items())
     config = load_backbone(str(out), "cpu", "fp32").transformer.config
     assert (config.num_layers, config.num_attention_heads, config.attention_head_dim) == (2, 4, 64)

@@ -23,8 +23,8 @@ def pretrain_mini(
     answer_weight: Optional[float] = typer.Option(None, "--answer-weight", help="Stage 2's loss weight on the answer's (last) latent frame; 1 = unweighted."),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="Save an EMA of the transformer's weights with this decay (0: the live weights)."),
     caption_share: Optional[float] = typer.Option(None, "--caption-share", help="Share of stage-2 tasks prompted with their rule's name; the rest get the neutral prompt."),
-    canvas: Optional[int] = typer.Option(None, "--canvas", help="Square canvas in px (default 64); the transformer's rotary table covers it."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="centered (default: a quarter anchored, as shipped) or token-aligned (one cell per 8-px token; needs --canvas 80)."),
+    canvas: Optional[int] = typer.Option(None, "--canvas", help="Square canvas in px (default: the recipe's, cpu 64, gpu 80); the transformer's rotary table covers it."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="centered (the cpu recipe's: a quarter anchored, as shipped) or token-aligned (the gpu recipe's: one cell per 8-px token; needs --canvas 80)."),
     vae_from: Optional[Path] = typer.Option(None, "--vae-from", help="Keep this mini folder's VAE and skip its stages (1 and 1b): the transformer's stage alone."),
 ) -> None:
     """Pretrain the mini CogVideoX1.5-class pipeline on generated ARC-style videos (VAE, then transformer); resumable."""

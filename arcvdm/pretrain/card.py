@@ -58,6 +58,16 @@ def _vae_stages(r: dict, m: dict) -> str:
   their grids held still): {r['decoder_steps']} steps of {r['decoder_batch']} videos (final loss {m.get('decoder_final_loss')})"""
 
 
+def _geometry_flags(card: dict) -> str:
+    """The `--set` flags that make a run draw this folder's geometry where the `mini` preset's differs."""
+    from arcvdm.config import load_config
+
+    preset, layout = load_config("mini"), card["recipe"].get("layout", "centered")
+    flags = [f"--set video.{k}={card['video'][k]}" for k in ("height", "width")
+             if card["video"][k] != getattr(preset.video, k)]
+    return "".join(f" {f}" for f in flags + ([f"--set codec.layout={layout}"] if layout != preset.codec.layout else []))
+
+
 def _readme(card: dict) -> str:
     r, m = card["recipe"], card["metrics"]
     size = f"{card['video']['height']}x{card['video']['width']}"
@@ -69,7 +79,8 @@ The same diffusers classes as CogVideoX1.5-5B-I2V (`CogVideoXImageToVideoPipelin
 `CogVideoXTransformer3DModel` with patch_size_t 2, ofs and rotary embeddings, a small `T5EncoderModel`, the 5B
 `CogVideoXDPMScheduler`) at 9 frames x {size} ({r.get('layout', 'centered')} layout), pretrained by arcvdm on generated
 ARC-style transition videos.
-Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`.
+Load it like any `save_pretrained` folder: `CogVideoXImageToVideoPipeline.from_pretrained(this_folder)`. Runs draw
+what it was trained on with `arcvdm run TASKS --preset mini --backbone this_folder{_geometry_flags(card)}`.
 
 - Parameters: {card['parameters']}
 {_vae_stages(r, m)}
