@@ -18,7 +18,7 @@ from functools import partial
 import torch
 
 from arcvdm.backbones import family_class
-from arcvdm.backbones.mini_architecture import build_mini_pipeline
+from arcvdm.backbones.mini_architecture import FRAMES, build_mini_pipeline
 from arcvdm.config import NEUTRAL_PROMPT
 from arcvdm.flops import TRAIN_STEP_FORWARDS
 from arcvdm.pretrain.stages import RECIPES, fresh_step_data
@@ -71,7 +71,7 @@ def main() -> None:
     batched_s, single_s = (median_seconds(partial(encode, n), args.steps) for n in (len(videos), 1))
     step_s = median_seconds(step, args.steps)
     params = sum(p.numel() for p in transformer.parameters())
-    step_flops = backbone.forward_flops(9, recipe.canvas, recipe.canvas) * len(videos) * TRAIN_STEP_FORWARDS
+    step_flops = backbone.forward_flops(FRAMES, recipe.canvas, recipe.canvas) * len(videos) * TRAIN_STEP_FORWARDS
     print(f"recipe {args.recipe}: transformer {params / 1e6:.2f} M parameters, batch {recipe.transformer_batch}, "
           f"{recipe.canvas}x{recipe.canvas} {recipe.layout}, torch threads {torch.get_num_threads()}; a training step "
           f"{step_flops / 1e12:.3f} TFLOP, stage 2 ({recipe.transformer_steps} steps) {step_flops * recipe.transformer_steps / 1e15:.2f} PFLOP")
