@@ -48,10 +48,29 @@ def test_pretrain_refuses_an_unknown_recipe_and_bad_options(tmp_path):
     from arcvdm.cli import app
 
     for flags, message in ((["--recipe", "tpu"], "use one of cpu, gpu"), (["--ema-decay", "1"], "below 1"),
-                           (["--answer-weight", "0"], "must be positive")):
+                           (["--answer-weight", "0"], "must be positive"), (["--head-dim", "0"], "positive whole number")):
         result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(tmp_path / "x"), *flags])
         assert result.exit_code != 0 and message in str(result.exception)
         assert not (tmp_path / "x").exists()
+
+
+def test_pretrain_sizes_the_transformer_from_its_flags(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcvdm.backbones import BACKBONES, load_backbone
+    from arcvdm.cli import app
+
+    out = tmp_path / "mini-small"
+    size = ["--layers", "1", "--heads", "2", "--head-dim", "16"]
+    result = CliRunner().invoke(app, ["backbone", "pretrain-mini", "--out", str(out), "--toy",
+                                      "--vae-from", BACKBONES.get("mini").source, *size])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    recipe = card["recipe"]
+    assert (recipe["transformer_layers"], recipe["transformer_heads"], recipe["transformer_head_dim"]) == (1, 2, 16)
+    assert " ".join(size) in card["rebuild"]
+    config = load_backbone(str(out), "cpu", "fp32").transformer.config
+    assert (config.num_layers, config.num_attention_heads, config.attention_head_dim) == (1, 2, 16)
 
 
 def _stage2(recipe: Recipe, out) -> dict[str, torch.Tensor]:

@@ -26,6 +26,9 @@ def pretrain_mini(
     canvas: Optional[int] = typer.Option(None, "--canvas", help="Square canvas in px (default: the recipe's, cpu 64, gpu 80); the transformer's rotary table covers it."),
     layout: Optional[str] = typer.Option(None, "--layout", help="centered (the cpu recipe's: a quarter anchored, as shipped) or token-aligned (the gpu recipe's: one cell per 8-px token; needs --canvas 80)."),
     vae_from: Optional[Path] = typer.Option(None, "--vae-from", help="Keep this mini folder's VAE and skip its stages (1 and 1b): the transformer's stage alone."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="The transformer's layers (default: the recipe's, cpu 6, gpu 9)."),
+    heads: Optional[int] = typer.Option(None, "--heads", help="Its attention heads (default: the recipe's, 4)."),
+    head_dim: Optional[int] = typer.Option(None, "--head-dim", help="Each head's width (default: the recipe's, cpu 32, gpu 64)."),
 ) -> None:
     """Pretrain the mini CogVideoX1.5-class pipeline on generated ARC-style videos (VAE, then transformer); resumable."""
     from dataclasses import replace
@@ -40,12 +43,16 @@ def pretrain_mini(
         raise ArcvdmError(f"--recipe {recipe_name!r}: use one of {', '.join(RECIPES)}")
     options = {"fresh_videos": fresh_videos, "answer_weight": answer_weight, "ema_decay": ema_decay,
                "caption_share": caption_share, "canvas": canvas, "layout": layout,
-               "vae_from": None if vae_from is None else str(vae_from)}
+               "vae_from": None if vae_from is None else str(vae_from), "transformer_layers": layers,
+               "transformer_heads": heads, "transformer_head_dim": head_dim}
     if answer_weight is not None and answer_weight <= 0:
         raise ArcvdmError(f"--answer-weight {answer_weight:g}: a loss weight must be positive (1 = unweighted)")
     for name, value in (("--ema-decay", ema_decay), ("--caption-share", caption_share)):
         if value is not None and not 0 <= value < (1 if name == "--ema-decay" else 1.000001):
             raise ArcvdmError(f"{name} {value:g}: give a value from 0 to {'below 1' if name == '--ema-decay' else '1'}")
+    for name, value in (("--layers", layers), ("--heads", heads), ("--head-dim", head_dim)):
+        if value is not None and value < 1:
+            raise ArcvdmError(f"{name} {value}: give a positive whole number, e.g. {name} 8")
     if vae_from is not None and not (vae_from / "vae" / "config.json").is_file():
         raise ArcvdmError(f"--vae-from {vae_from}: no vae/config.json there; give a pretrained mini folder, "
                           "e.g. arcvdm/backbones/mini")
@@ -59,7 +66,7 @@ def pretrain_mini(
     flags = {"--seed": seed, "--recipe": recipe_name, "--device": device, "--workers": workers or None,
              "--minutes": minutes, "--answer-weight": answer_weight, "--ema-decay": ema_decay,
              "--caption-share": caption_share, "--canvas": canvas, "--layout": layout,
-             "--vae-from": vae_from}
+             "--vae-from": vae_from, "--layers": layers, "--heads": heads, "--head-dim": head_dim}
     command = " ".join(["arcvdm backbone pretrain-mini --out DIR", *(f"{k} {v}" for k, v in flags.items() if v is not None),
                         *(["--fresh-videos" if fresh_videos else "--pooled-videos"] if fresh_videos is not None else []),
                         *(["--toy"] if toy else [])])
