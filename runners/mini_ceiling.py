@@ -10,7 +10,8 @@ for cells on the backbone's token grid); `--families ''` runs the copy test alon
    which in a `discrete` video still shows the input, decodes back to that input exactly.
 2. Ceiling: per family (inside pretraining, then outside), one task (one hidden rule) with 60 pairs; the `mini`
    preset's LoRA trains on the transition videos of 48 of them and predicts the 12 others (and up to 12 of its own)
-   at each of --steps. A few-shot run sees 2-4 pairs and 200 steps, far less than this; `--pairs 4` trains on the
+   at each of --steps. Each row says how many of the 12 the train pairs fix at all (a colour permutation fixes only
+   the colours they show). A few-shot run sees 2-4 pairs and 200 steps, far less than this; `--pairs 4` trains on the
    first 4 of the 48 alone (the same 12 fresh inputs), the few-shot regime with this protocol. Rank 128 on the
    mini's 128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
 
@@ -33,10 +34,11 @@ from arcvdm.config import load_config
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json, read_json
 from arcvdm.pretrain.data import stream_rng
+from arcvdm.pretrain.determinacy import determined
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, predicted_frames
 from arcvdm.scoring import cell_accuracy
-from arcvdm.tasks import Grid, Pair
+from arcvdm.tasks import Grid, Pair, Task
 from arcvdm.train import LoraTrainer
 from arcvdm.trajectories import make_video
 
@@ -95,6 +97,13 @@ def copy_fidelity(backbone, config, sides=COPY_SIDES) -> dict:
 def ceiling_pairs(family: str) -> list[Pair]:
     """The family's one hidden rule, 60 pairs: the first 48 train, the last 12 are the fresh inputs."""
     return make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
+
+
+def fresh_determined(family: str, train_pairs: int) -> int:
+    """How many of the fresh outputs the train pairs fix within the family (arcvdm/pretrain/determinacy.py)."""
+    pairs = ceiling_pairs(family)
+    return sum(determined(Task(id=family, train=pairs[:train_pairs], test=[p], concept=family))
+               for p in pairs[TRAIN_PAIRS:])
 
 
 def ceiling(backbone, config, family: str, steps: list[int], train_pairs: int = TRAIN_PAIRS) -> dict:
@@ -161,7 +170,8 @@ def main() -> None:
         row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
                         f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
                         for s, r in results[family].items())
-        print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {row}", flush=True)
+        fixed = f"{fresh_determined(family, args.pairs)}/{TEST_PAIRS} fresh fixed by the train pairs"
+        print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {fixed}  {row}", flush=True)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,28 @@ def test_a_lora_on_the_shipped_mini_memorises_a_demo_task(tmp_path, samples_dir)
     assert exact, [[e["prediction"] for e in c["train"]] for c in record["checkpoints"]]
 
 
+def test_a_task_is_determined_only_when_its_train_pairs_leave_one_answer():
+    """One train row [1 2] -> [2 1] fits a left-right flip and a half turn, which disagree on a two-row test input;
+    a second pair rules the half turn out. A colour permutation fixes only the colours its train inputs show."""
+    import numpy as np
+
+    from arcvdm.pretrain.determinacy import determined, drawn_rules
+    from arcvdm.tasks import Task
+
+    def task(family, train, test):
+        pairs = [{"input": a, "output": b} for a, b in train]
+        return Task.from_dict({"train": pairs, "test": [{"input": a, "output": b} for a, b in test]}, "t", concept=family)
+
+    square = ([[1, 2], [3, 4]], [[2, 1], [4, 3]])
+    assert not determined(task("symmetry", [([[1, 2]], [[2, 1]])], [square]))
+    assert determined(task("symmetry", [([[1, 2]], [[2, 1]]), ([[5], [6]], [[5], [6]])], [square]))
+    shown = ([[1, 0], [2, 1]], [[3, 0], [4, 3]])
+    assert determined(task("colour-permutation", [shown], [([[2, 0]], [[4, 0]])]))
+    assert not determined(task("colour-permutation", [shown], [([[2, 5]], [[4, 6]])]))
+    every_colour = np.arange(10, dtype=np.uint8)[None]  # recolour, the family with most parameters: all 90 drawn
+    assert len({rule(every_colour).tobytes() for rule in drawn_rules("recolour")}) == 90
+
+
 def test_the_decoder_stage_holds_the_drawn_share_of_grids_still():
     from arcvdm.pretrain.data import decoder_video, stream_rng, vae_video
 
@@ -179,6 +201,7 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
     assert json.loads((tmp_path / "bench" / "bench.json").read_text()) == result
     assert result["inside"]["tasks"] + result["outside"]["tasks"] == result["all"]["tasks"] == 3
     assert sum(f["tasks"] for f in result["families"].values()) == 3
+    assert result["all"]["determined"] == sum(f["determined"] for f in result["families"].values())
     records = [json.loads(p.read_text()) for p in (tmp_path / "bench" / "run" / "problems").glob("*.json")]
     assert len(records) == 3 and all(r["train_steps_run"] == r["train_steps_fixed"] for r in records)
     assert result["all"]["forward_passes_fixed"] == result["all"]["forward_passes"] == sum(

@@ -136,6 +136,7 @@ def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
         return f"no tasks (--tasks {tasks} reaches the first {tasks} of {families} families: give --tasks {families} or more)"
     median = r["median_seconds_per_problem"]
     return (f"strict pass@{attempts} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
-            f"  (train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
+            f"  ({r['determined']}/{r['tasks']} determined by their train pairs;"
+            f" train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
             f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"
             + (" no problem finished)" if median is None else f" median {median} s per problem)"))

@@ -11,6 +11,7 @@ from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json
 from arcvdm.pretrain.data import stream_rng
+from arcvdm.pretrain.determinacy import determined
 from arcvdm.pretrain.generator import FAMILIES, OUTSIDE, make_task
 from arcvdm.tasks import Task
 
@@ -55,6 +56,7 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
     run_dataset(str(out / "tasks"), config, out / "run", log=log)
     scored = score_tasks(load_predictions(out / "run"), TaskSet("mini-bench", tasks), config.selection.attempts)
     by_id = {t.id: t for t in tasks}
+    fixed = {t.id for t in tasks if determined(t)}
     records = {t.task_id: read_record(out / "run" / "problems" / f"{t.task_id}.json") or {} for t in scored.tasks}
     result: dict = {"seed": seed, "tasks": n, "attempts": config.selection.attempts, "preset": config.preset,
                     "backbone": config.backbone, "families": {}}
@@ -65,6 +67,8 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
         solved = sum(t.solved for t in rows)
         result[side] = {
             "tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
+            # what a solver that knew the family could reach: the train pairs fix the test outputs
+            "determined": sum(t.task_id in fixed for t in rows),
             # the chain works when every train pair comes back exactly at some checkpoint
             "train_memorised": sum(any(all(e["correct"] for e in c.get("train", [])) for c in r["checkpoints"]) for r in done),
             "forward_passes": sum(r["forward_passes"]["total_forwards"] for r in done),
@@ -76,6 +80,7 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
     for name in sorted(FAMILIES):
         rows = [t for t in scored.tasks if family_of(t.task_id) == name]
         result["families"][name] = {"side": "outside" if name in OUTSIDE else "inside", "tasks": len(rows),
+                                    "determined": sum(t.task_id in fixed for t in rows),
                                     "solved": sum(t.solved for t in rows)}
     atomic_write_json(out / "bench.json", result)
     return result
