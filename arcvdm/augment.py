@@ -139,13 +139,14 @@ def _map(grid: G, fn: Callable[[np.ndarray], np.ndarray]) -> G:
     return fn(array.astype(np.uint8, copy=False)).astype(array.dtype, copy=True)
 
 
-def sample_transforms(n_symmetries: int, n_color_maps: int, seed: int) -> list[Transform]:
+def sample_transforms(n_symmetries: int, n_color_maps: int, seed: int,
+                      color_maps: list[tuple[int, ...]] | None = None) -> list[Transform]:
     """`n_symmetries` x `n_color_maps` distinct transforms, deterministic for a seed, with the identity first.
 
     The identity symmetry is always kept and the other n_symmetries - 1 are drawn from the remaining 7
     (8 = all of them); the identity colours are always kept and n_color_maps - 1 distinct permutations of
-    colours 1-9 are drawn. After the identity, the product comes in a seeded shuffled order, so any prefix
-    (e.g. the first V inference views) mixes symmetries and colour maps.
+    colours 1-9 are drawn, unless `color_maps` (identity first) gives them. After the identity, the product comes in
+    a seeded shuffled order, so any prefix (e.g. the first V inference views) mixes symmetries and colour maps.
     """
     if isinstance(n_symmetries, bool) or not isinstance(n_symmetries, int) or not 1 <= n_symmetries <= 8:
         raise ArcvdmError(f"augment.symmetries = {n_symmetries!r}: must be 1-8 (1 = identity only, 8 = all of D8)")
@@ -153,8 +154,10 @@ def sample_transforms(n_symmetries: int, n_color_maps: int, seed: int) -> list[T
         raise ArcvdmError(f"augment.color_maps = {n_color_maps!r}: must be 1-{MAX_COLOR_MAPS} (1 = identity colours only)")
     rng = random.Random(seed)
     symmetries = [0] + sorted(rng.sample(range(1, 8), n_symmetries - 1))
-    color_maps = [IDENTITY_COLORS]
-    seen = {IDENTITY_COLORS}
+    if color_maps is not None:
+        n_color_maps = len(color_maps)
+    color_maps = color_maps or [IDENTITY_COLORS]
+    seen = set(color_maps)
     while len(color_maps) < n_color_maps:
         perm = list(range(1, 10))
         rng.shuffle(perm)
@@ -277,6 +280,36 @@ def commutation(task: Task, view: Transform) -> str:
                 matched += 1
                 break
     return COMMUTES if matched == len(pairs) else UNKNOWN
+
+
+def changed_colors(task: Task) -> set[int]:
+    """The colours the train pairs change, 0 among them: those whose share of the cells differs between a pair's
+    input and output (recoloured, erased, filled, drawn), and those a cell rule explaining every pair moves."""
+    changed = {0}
+    for p in task.train:
+        x, y = p.input.array, p.output.array
+        changed |= {c for c in range(1, 10) if int((x == c).sum()) * y.size != int((y == c).sum()) * x.size}
+    for rule in cell_rules(task):
+        changed |= {v for c, m in enumerate(rule.colors) if m not in (None, c) for v in (c, m)}
+    return changed
+
+
+def commuting_color_maps(task: Task, n: int, seed: int) -> list[tuple[int, ...]]:
+    """Up to `n` distinct colour maps, the identity first, that permute only the colours the train pairs leave alone
+    (`changed_colors`): colours no train input shows among them, so the views teach the rule on the colours a test
+    input may bring. A rule that treats the colours it leaves alone alike commutes with each of them: its views are
+    the same task (`commutation` says so wherever the pairs are cell rules)."""
+    free = [c for c in range(1, 10) if c not in changed_colors(task)]
+    maps = [IDENTITY_COLORS]
+    rng = random.Random(f"{seed}:{free}")
+    while len(maps) < min(n, math.factorial(len(free))):
+        shuffled = rng.sample(free, len(free))
+        colors = list(IDENTITY_COLORS)
+        for c, d in zip(free, shuffled):
+            colors[c] = d
+        if tuple(colors) not in maps:
+            maps.append(tuple(colors))
+    return maps
 
 
 def commuting_views(task: Task, transforms: list[Transform]) -> list[Transform]:

@@ -121,6 +121,17 @@ class AugmentConfig(_Section):
     view_prompts: bool = False
     # Keep only the views the train pairs show to commute with the task (arcvdm/augment.py `commutation`).
     commuting_views: bool = False
+    # Draw the color_maps - 1 colour maps among those that permute only the colours the train pairs leave alone
+    # (arcvdm/augment.py `commuting_color_maps`), not at random: views of the same task under the one prompt, which
+    # show the rule on colours the train inputs do not (docs/augmentation.md).
+    commuting_colors: bool = False
+
+    @model_validator(mode="after")
+    def _commuting_colors_share_the_prompt(self) -> "AugmentConfig":
+        if self.commuting_colors and self.view_prompts:
+            raise ArcvdmError("augment.commuting_colors draws views of the same task, which share the prompt: drop "
+                              "augment.view_prompts (or set augment.commuting_colors=false)")
+        return self
 
 
 class SlurmConfig(_Section):

@@ -25,8 +25,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.augment import (Transform, augmented_tasks, commuting_views, redraw_placement, sample_transforms,
-                            view_prompts)
+from arcvdm.augment import (Transform, augmented_tasks, commuting_color_maps, commuting_views, redraw_placement,
+                            sample_transforms, view_prompts)
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.errors import ArcvdmError
@@ -121,8 +121,11 @@ class ProblemBar:
 
 
 def training_transforms(config: RunConfig, task: Task | None = None) -> list[Transform]:
-    """The configured views; with `task` and augment.commuting_views, only those its train pairs show to commute."""
-    transforms = sample_transforms(config.augment.symmetries, config.augment.color_maps, config.augment.seed)
+    """The configured views; with `task`, augment.commuting_colors draws the colour maps from its train pairs, and
+    augment.commuting_views keeps only the views they show to commute."""
+    aug = config.augment
+    colors = commuting_color_maps(task, aug.color_maps, aug.seed) if task is not None and aug.commuting_colors else None
+    transforms = sample_transforms(aug.symmetries, aug.color_maps, aug.seed, colors)
     return commuting_views(task, transforms) if task is not None and config.augment.commuting_views else transforms
 
 
@@ -323,7 +326,8 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         "votes": votes,
         "train_steps_run": steps_run,
         "training_videos": sum(len(v) for v in videos_by_pair),
-        **({"commuting_views": [t.name for t in transforms]} if config.augment.commuting_views else {}),
+        **({"commuting_views": [t.name for t in transforms]}
+           if config.augment.commuting_views or config.augment.commuting_colors else {}),
         "train_steps_fixed": schedule[-1],
         **compute_record(steps_run, sampler_calls, config, per_forward_flops),
         "timings": {"setup_s": round(t_setup, 3), "train_s": round(train_s, 3), "sample_s": round(sample_s, 3),

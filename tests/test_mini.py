@@ -190,11 +190,22 @@ def test_the_decoder_stage_holds_the_drawn_share_of_grids_still():
         assert held and (moving[0] != moving[-1]).any()
 
 
+def test_a_test_input_shows_an_unseen_colour_when_no_train_input_shows_it():
+    from arcvdm.pretrain.bench import shows_unseen_colour
+    from arcvdm.tasks import Task
+
+    task = Task.from_dict({"train": [{"input": [[1, 0]], "output": [[2, 0]]}, {"input": [[3]], "output": [[3]]}],
+                           "test": [{"input": [[3, 1]], "output": [[3, 2]]}, {"input": [[4, 0]], "output": [[4, 0]]}]},
+                          "t")
+    # a colour only an output shows (2) does not count: the adapter was shown inputs with 1 and 3, never 4
+    assert [shows_unseen_colour(task, j) for j in range(2)] == [False, True]
+
+
 def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
     """`run_bench` on the tiny random backbone: every task runs and is scored on its side, and the fixed schedule's
     forward passes (what early stopping is measured against) are the runner's own count when nothing stops early."""
     from arcvdm.config import load_config
-    from arcvdm.pretrain.bench import run_bench
+    from arcvdm.pretrain.bench import bench_tasks, run_bench, shows_unseen_colour
 
     config = load_config("smoke", {"train.steps": 4, "train.eval_every": 2, "sample.steps": 2})
     result = run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)
@@ -202,6 +213,11 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
     assert result["inside"]["tasks"] + result["outside"]["tasks"] == result["all"]["tasks"] == 3
     assert sum(f["tasks"] for f in result["families"].values()) == 3
     assert result["all"]["determined"] == sum(f["determined"] for f in result["families"].values())
+    tasks = bench_tasks(3, 1)
+    assert result["all"]["test_outputs"] == sum(len(t.test) for t in tasks)
+    assert result["all"]["unseen_colour_outputs"] == sum(shows_unseen_colour(t, j) for t in tasks
+                                                         for j in range(len(t.test)))
+    assert result["all"]["unseen_colour_exact"] <= result["all"]["test_outputs_exact"] <= result["all"]["test_outputs"]
     records = [json.loads(p.read_text()) for p in (tmp_path / "bench" / "run" / "problems").glob("*.json")]
     assert len(records) == 3 and all(r["train_steps_run"] == r["train_steps_fixed"] for r in records)
     assert result["all"]["forward_passes_fixed"] == result["all"]["forward_passes"] == sum(

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from arcvdm.augment import (COMMUTES, CONFLICTS, IDENTITY, UNKNOWN, Transform, cell_rules, commutation,
-                            commuting_views, sample_transforms, view_prompts)
+from arcvdm.augment import (COMMUTES, CONFLICTS, IDENTITY, UNKNOWN, Transform, cell_rules, changed_colors,
+                            commutation, commuting_color_maps, commuting_views, sample_transforms, view_prompts)
 from arcvdm.backbones import load_backbone
 from arcvdm.config import NEUTRAL_PROMPT, load_config
 from arcvdm.errors import ArcvdmError
@@ -232,6 +232,52 @@ def test_the_solver_keeps_only_the_commuting_views_and_records_them(samples_dir,
     assert record["training_videos"] == 4 * len(task.train)
     assert [v["transform"] for v in record["checkpoints"][0]["test"][0]["views"]] == \
         record["commuting_views"] + record["commuting_views"][:2]  # 6 views cycle through the 4 kept ones
+
+
+# --- colour maps drawn to commute (augment.commuting_colors) -------------------------------------------------------
+
+def test_the_colours_a_task_changes_are_the_ones_its_pairs_recolour_fill_or_erase(samples_dir):
+    assert changed_colors(load_task(samples_dir / "recolour.json")) == {0, 1, 2}
+    assert changed_colors(load_task(samples_dir / "flip-h.json")) == {0}  # moves cells, changes no colour's share
+    gravity = load_task(samples_dir / "gravity.json")
+    assert changed_colors(gravity) == {0}
+    # a colour whose cells a pair adds (a border drawn in 5) or removes
+    assert changed_colors(pairs_task(([[1, 0], [0, 0]], [[5, 5], [5, 5]]))) == {0, 1, 5}
+
+
+def test_commuting_colour_maps_permute_only_untouched_colours_and_the_checker_agrees(samples_dir):
+    task = load_task(samples_dir / "recolour.json")  # 1 -> 2, the rest unchanged
+    maps = commuting_color_maps(task, 8, seed=0)
+    assert maps[0] == tuple(range(10)) and len(set(maps)) == len(maps) == 8
+    assert all(m[0] == 0 and m[1] == 1 and m[2] == 2 and sorted(m) == list(range(10)) for m in maps)
+    assert all(commutation(task, Transform(0, m)) == COMMUTES for m in maps)
+    assert commuting_color_maps(task, 8, seed=0) == maps and commuting_color_maps(task, 8, seed=1) != maps
+    # the views carry the train inputs' untouched colours onto colours no train input shows
+    shown = {int(c) for p in task.train for c in np.unique(p.input.array)}
+    assert {m[c] for m in maps for c in shown - {0, 1, 2}} - shown
+    # a random colour map almost never fixes both of the rule's colours: the commuting filter keeps no view
+    assert commuting_views(task, sample_transforms(1, 8, seed=0)) == [IDENTITY]
+
+
+def test_a_task_with_one_untouched_colour_has_no_map_but_the_identity():
+    # 1 -> 2 -> ... -> 8 -> 1 and 9 unchanged; the second row rules out every symmetry but the identity
+    x = [list(range(1, 10)), [1] + [0] * 8]
+    task = pairs_task((x, [[c if c in (0, 9) else c % 8 + 1 for c in row] for row in x]))
+    assert [r.symmetry for r in cell_rules(task)] == [0] and changed_colors(task) == set(range(9))
+    assert commuting_color_maps(task, 8, seed=0) == [tuple(range(10))]
+
+
+def test_the_solver_draws_the_task_s_commuting_colour_maps_and_refuses_view_prompts_with_them(samples_dir, tmp_path):
+    task = load_task(samples_dir / "recolour.json")
+    config = load_config("smoke-aug", {"train.steps": 10, "augment.symmetries": 1, "augment.color_maps": 4,
+                                       "augment.views": 1, "augment.view_prompts": False,
+                                       "augment.commuting_colors": True})
+    record, _ = scripted_run(task, config, lambda step, kind, i, t: None, tmp_path)
+    views = [Transform(0, m).name for m in commuting_color_maps(task, 4, seed=0)]
+    assert record["commuting_views"][0] == "identity" and sorted(record["commuting_views"]) == sorted(views)
+    assert record["training_videos"] == 4 * len(task.train)
+    with pytest.raises(ArcvdmError, match="drop augment.view_prompts"):
+        load_config("smoke-aug", {"augment.commuting_colors": True, "augment.view_prompts": True})
 
 
 # --- the vision suite ----------------------------------------------------------------------------------------------

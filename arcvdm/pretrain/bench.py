@@ -7,6 +7,8 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from arcvdm.config import RunConfig
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json
@@ -43,6 +45,12 @@ def family_of(task_id: str) -> str:
     return task_id.rsplit("-", 1)[0]
 
 
+def shows_unseen_colour(task: Task, j: int) -> bool:
+    """Whether test input j shows a colour that none of the task's train inputs shows (no adapter has seen it)."""
+    shown = {int(c) for p in task.train for c in np.unique(p.input.array)}
+    return bool({int(c) for c in np.unique(task.test[j].input.array)} - shown)
+
+
 def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) -> dict:
     from arcvdm.flops import planned_forward_passes
     from arcvdm.formats import load_predictions
@@ -65,10 +73,16 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
         done_ids = [t.task_id for t in rows if records[t.task_id].get("status") == "done"]
         done = [records[i] for i in done_ids]
         solved = sum(t.solved for t in rows)
+        outputs = [(o.correct_at is not None, shows_unseen_colour(by_id[t.task_id], j))
+                   for t in rows for j, o in enumerate(t.outputs)]
         result[side] = {
             "tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
             # what a solver that knew the family could reach: the train pairs fix the test outputs
             "determined": sum(t.task_id in fixed for t in rows),
+            "test_outputs": len(outputs), "test_outputs_exact": sum(exact for exact, _ in outputs),
+            # test inputs showing a colour no train input of their task shows, and how many of those came back exact
+            "unseen_colour_outputs": sum(unseen for _, unseen in outputs),
+            "unseen_colour_exact": sum(exact and unseen for exact, unseen in outputs),
             # the chain works when every train pair comes back exactly at some checkpoint
             "train_memorised": sum(any(all(e["correct"] for e in c.get("train", [])) for c in r["checkpoints"]) for r in done),
             "forward_passes": sum(r["forward_passes"]["total_forwards"] for r in done),
@@ -81,6 +95,10 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
         rows = [t for t in scored.tasks if family_of(t.task_id) == name]
         result["families"][name] = {"side": "outside" if name in OUTSIDE else "inside", "tasks": len(rows),
                                     "determined": sum(t.task_id in fixed for t in rows),
+            "test_outputs": len(outputs), "test_outputs_exact": sum(exact for exact, _ in outputs),
+            # test inputs showing a colour no train input of their task shows, and how many of those came back exact
+            "unseen_colour_outputs": sum(unseen for _, unseen in outputs),
+            "unseen_colour_exact": sum(exact and unseen for exact, unseen in outputs),
                                     "solved": sum(t.solved for t in rows)}
     atomic_write_json(out / "bench.json", result)
     return result
