@@ -11,8 +11,9 @@ for cells on the backbone's token grid); `--families ''` runs the copy test alon
 2. Ceiling: per family (inside pretraining, then outside), one task (one hidden rule) with 60 pairs; the `mini`
    preset's LoRA trains on the transition videos of 48 of them and predicts the 12 others (and up to 12 of its own)
    at each of --steps. Each row says how many of the 12 the train pairs fix at all (a colour permutation fixes only
-   the colours they show). A few-shot run sees 2-4 pairs and 200 steps, far less than this; `--pairs 4` trains on the
-   first 4 of the 48 alone (the same 12 fresh inputs), the few-shot regime with this protocol. Rank 128 on the
+   the colours they show), and how many show a colour no train input shows. A few-shot run sees 2-4 pairs and 200
+   steps, far less than this; `--pairs 4` trains on the first 4 of the 48 alone (the same 12 fresh inputs), the
+   few-shot regime with this protocol. Rank 128 on the
    mini's 128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
 
 Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
@@ -33,6 +34,7 @@ from arcvdm.cli.run import parse_set
 from arcvdm.config import load_config
 from arcvdm.errors import ArcvdmError
 from arcvdm.io import atomic_write_json, read_json
+from arcvdm.pretrain.bench import shows_unseen_colour
 from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.determinacy import determined
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
@@ -99,11 +101,13 @@ def ceiling_pairs(family: str) -> list[Pair]:
     return make_task(family, stream_rng("mini-ceiling", 0, 0), family, train=TRAIN_PAIRS + TEST_PAIRS, test=0).train
 
 
-def fresh_determined(family: str, train_pairs: int) -> int:
-    """How many of the fresh outputs the train pairs fix within the family (arcvdm/pretrain/determinacy.py)."""
+def fresh_words(family: str, train_pairs: int) -> str:
+    """How many fresh outputs the train pairs fix within the family (arcvdm/pretrain/determinacy.py), and how many
+    fresh inputs show a colour that no train input shows."""
     pairs = ceiling_pairs(family)
-    return sum(determined(Task(id=family, train=pairs[:train_pairs], test=[p], concept=family))
-               for p in pairs[TRAIN_PAIRS:])
+    tasks = [Task(id=family, train=pairs[:train_pairs], test=[p], concept=family) for p in pairs[TRAIN_PAIRS:]]
+    return (f"{sum(map(determined, tasks))}/{TEST_PAIRS} fresh fixed by the train pairs,"
+            f" {sum(shows_unseen_colour(t, 0) for t in tasks)}/{TEST_PAIRS} show a colour no train input shows")
 
 
 def ceiling(backbone, config, family: str, steps: list[int], train_pairs: int = TRAIN_PAIRS) -> dict:
@@ -170,8 +174,8 @@ def main() -> None:
         row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
                         f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
                         for s, r in results[family].items())
-        fixed = f"{fresh_determined(family, args.pairs)}/{TEST_PAIRS} fresh fixed by the train pairs"
-        print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {fixed}  {row}", flush=True)
+        print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {fresh_words(family, args.pairs)}  {row}",
+              flush=True)
 
 
 if __name__ == "__main__":
