@@ -1,8 +1,8 @@
 """Fill .whl/ with what a lent GPU machine needs to run arcvdm and lacks: its image holds PyTorch and the numerical
-stack but not diffusers, pydantic or submitit, and nothing can be fetched there (docs/mini.md, "The GPU recipe").
+stack but not diffusers, pydantic or submitit, and nothing can be fetched there (docs/mini.md, "The GPU session in one call").
 
     python runners/device_wheels.py                     # .whl/: CPython 3.12, manylinux x86-64 (the image's python)
-    python runners/device_wheels.py --python 3.11 --dest /tmp/w
+    python runners/device_wheels.py --python 3.11 --dest DIR   # for another python (a local test of the chain)
 
 Every package arcvdm depends on, at the version installed here (so the device runs what CI tests), except torch and
 the image's own builds of the numerical stack (KEPT_FROM_IMAGE). `runners/gpu_mini.sh` installs the folder with
