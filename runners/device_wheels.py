@@ -1,5 +1,6 @@
 """Fill .whl/ with what a lent GPU machine needs to run arcvdm and lacks: its image holds PyTorch and the numerical
-stack but not diffusers, pydantic or submitit, and nothing can be fetched there (docs/mini.md, "The GPU session in one call").
+stack but not diffusers, pydantic or submitit, and nothing can be fetched there (docs/mini.md, "The GPU session in one
+call").
 
     python runners/device_wheels.py                     # .whl/: CPython 3.12, manylinux x86-64 (the image's python)
     python runners/device_wheels.py --python 3.11 --dest DIR   # for another python (a local test of the chain)
