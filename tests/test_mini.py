@@ -213,6 +213,7 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
     assert result["inside"]["tasks"] + result["outside"]["tasks"] == result["all"]["tasks"] == 3
     assert sum(f["tasks"] for f in result["families"].values()) == 3
     assert result["all"]["determined"] == sum(f["determined"] for f in result["families"].values())
+    assert all(set(f) == {"side", "tasks", "determined", "solved"} for f in result["families"].values())
     tasks = bench_tasks(3, 1)
     assert result["all"]["test_outputs"] == sum(len(t.test) for t in tasks)
     assert result["all"]["unseen_colour_outputs"] == sum(shows_unseen_colour(t, j) for t in tasks

@@ -95,10 +95,6 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
         rows = [t for t in scored.tasks if family_of(t.task_id) == name]
         result["families"][name] = {"side": "outside" if name in OUTSIDE else "inside", "tasks": len(rows),
                                     "determined": sum(t.task_id in fixed for t in rows),
-            "test_outputs": len(outputs), "test_outputs_exact": sum(exact for exact, _ in outputs),
-            # test inputs showing a colour no train input of their task shows, and how many of those came back exact
-            "unseen_colour_outputs": sum(unseen for _, unseen in outputs),
-            "unseen_colour_exact": sum(exact and unseen for exact, unseen in outputs),
                                     "solved": sum(t.solved for t in rows)}
     atomic_write_json(out / "bench.json", result)
     return result
