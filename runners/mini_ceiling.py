@@ -13,8 +13,8 @@ for cells on the backbone's token grid); `--families ''` runs the copy test alon
    at each of --steps. Each row says how many of the 12 the train pairs fix at all (a colour permutation fixes only
    the colours they show), and how many show a colour no train input shows. A few-shot run sees 2-4 pairs and 200
    steps, far less than this; `--pairs 4` trains on the first 4 of the 48 alone (the same 12 fresh inputs), the
-   few-shot regime with this protocol. Rank 128 on the
-   mini's 128-wide layers is full rank: this is about as far as tuning every attention and feed-forward weight gets.
+   few-shot regime with this protocol. Rank 128 on the mini's 128-wide layers is full rank: this is about as far as
+   tuning every attention and feed-forward weight gets.
 
 Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
 made with another --backbone, --steps, --set or --pairs.
