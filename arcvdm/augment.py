@@ -312,6 +312,32 @@ def commuting_color_maps(task: Task, n: int, seed: int) -> list[tuple[int, ...]]
     return maps
 
 
+def familiar_color_map(task: Task, j: int) -> Transform:
+    """A colour map for test input j that swaps each colour it shows and no train input shows with a familiar one: a
+    colour the train inputs show (the most cells first), the train pairs leave alone (`changed_colors`) and test
+    input j does not show. The adapter then draws only colours it was trained on; the output maps back by the
+    inverse, and the map commutes with a rule that treats the colours it leaves alone alike, as in
+    `commuting_color_maps`. Unseen colours the pairs change (a recolour's target) stay, and so do those beyond the
+    familiar colours free; the identity when nothing is unseen."""
+    shown = np.bincount(np.concatenate([p.input.array.ravel() for p in task.train]), minlength=10)
+    x = task.test[j].input.array
+    in_test = np.bincount(x.ravel(), minlength=10)
+    changed = changed_colors(task)
+    unseen = sorted((c for c in range(1, 10) if in_test[c] and not shown[c] and c not in changed),
+                    key=lambda c: (-in_test[c], c))
+    familiar = sorted((c for c in range(1, 10) if shown[c] and not in_test[c] and c not in changed),
+                      key=lambda c: (-shown[c], c))
+    colors = list(IDENTITY_COLORS)
+    for u, f in zip(unseen, familiar):
+        colors[u], colors[f] = f, u
+    return Transform(0, tuple(colors))
+
+
+def after_colors(view: Transform, colors: Transform) -> Transform:
+    """`view` applied after the colour map `colors` (a colour map commutes with every symmetry)."""
+    return Transform(view.symmetry, tuple(view.colors[c] for c in colors.colors))
+
+
 def commuting_views(task: Task, transforms: list[Transform]) -> list[Transform]:
     """`transforms` less the views the train pairs do not show to commute with the task (the identity always stays)."""
     return [t for t in transforms if t.is_identity or commutation(task, t) == COMMUTES]

@@ -125,6 +125,9 @@ class AugmentConfig(_Section):
     # (arcvdm/augment.py `commuting_color_maps`), not at random: views of the same task under the one prompt, which
     # show the rule on colours the train inputs do not (docs/augmentation.md).
     commuting_colors: bool = False
+    # Show each test input to the adapter with the colours no train input shows swapped for familiar ones that the
+    # pairs leave alone, and map the output back (arcvdm/augment.py `familiar_color_map`): inference only.
+    familiar_colors: bool = False
 
     @model_validator(mode="after")
     def _commuting_colors_share_the_prompt(self) -> "AugmentConfig":

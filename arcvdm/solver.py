@@ -25,8 +25,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from arcvdm import codec
-from arcvdm.augment import (Transform, augmented_tasks, commuting_color_maps, commuting_views, redraw_placement,
-                            sample_transforms, view_prompts)
+from arcvdm.augment import (IDENTITY, Transform, after_colors, augmented_tasks, commuting_color_maps, commuting_views,
+                            familiar_color_map, redraw_placement, sample_transforms, view_prompts)
 from arcvdm.config import RunConfig
 from arcvdm.device import peak_memory_bytes, reset_peak_memory
 from arcvdm.errors import ArcvdmError
@@ -137,11 +137,18 @@ def prompt_of_view(config: RunConfig) -> Callable[[Transform], str]:
     return view_prompts(config.prompt, training_transforms(config)).__getitem__
 
 
-def inference_views(config: RunConfig, task: Task | None = None) -> list[Transform]:
-    """`augment.views` transforms: the training ones in order (identity first), cycled if there are more views
-    (a repeated transform still differs by its sampler seed)."""
-    transforms = training_transforms(config, task)
+def inference_views(config: RunConfig, task: Task | None = None,
+                    transforms: list[Transform] | None = None) -> list[Transform]:
+    """`augment.views` transforms: the training ones (`transforms`, if already drawn) in order (identity first),
+    cycled if there are more views (a repeated transform still differs by its sampler seed)."""
+    transforms = transforms or training_transforms(config, task)
     return [transforms[v % len(transforms)] for v in range(config.augment.views)]
+
+
+def views_of_test_inputs(config: RunConfig, task: Task, views: list[Transform]) -> list[list[Transform]]:
+    """Each test input's views: the inference `views`, after its `familiar_color_map` under augment.familiar_colors."""
+    familiar = [familiar_color_map(task, j) if config.augment.familiar_colors else IDENTITY for j in range(len(task.test))]
+    return [[after_colors(view, f) for view in views] for f in familiar]
 
 
 def canvas_plan(task: Task, config: RunConfig, token: int | None = None) -> codec.CanvasPlan:
@@ -211,7 +218,8 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
                           "layout decodes with the output's size: use --layout anchored (size read from the frame), "
                           "or a dataset with answers")
     transforms = training_transforms(config, task)
-    views = inference_views(config, task)
+    views = inference_views(config, task, transforms)
+    seen_as = views_of_test_inputs(config, task, views)  # seen_as[j][v]: view v of test input j, as drawn for the model
     plan = canvas_plan(task, config, token)
     prompt_of = prompt_of_view(config)
 
@@ -229,7 +237,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
     schedule = schedule_steps(config.train.steps, config.train.eval_every)
     train_frames = [codec.render(p.input, plan) for p in task.train]
     test_slots = [(v, j) for v in range(len(views)) for j in range(len(task.test))]
-    test_frames = [codec.render(views[v].apply(task.test[j].input), plan) for v, j in test_slots]
+    test_frames = [codec.render(seen_as[j][v].apply(task.test[j].input), plan) for v, j in test_slots]
     prompts = [config.prompt] * len(train_frames) + [prompt_of(views[v]) for v, _ in test_slots]
     t_setup = time.perf_counter() - t_start
 
@@ -262,7 +270,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
         test_candidates: list[list[Candidate]] = [[] for _ in task.test]
         test_views: list[list[dict]] = [[] for _ in task.test]
         for n, ((v, j), frame) in enumerate(zip(test_slots, last[len(train_frames):]), start=len(train_frames)):
-            view, p = views[v], task.test[j]
+            view, p = seen_as[j][v], task.test[j]
             save_png(frame, out_dir / (f"step{step}-test{j}.png" if v == 0 else f"step{step}-test{j}-view{v}.png"))
             # centered, token-aligned: the paper's assumption, the size from the ground truth (solve refused tasks without one)
             shape = view.apply(p.output).shape if layout in codec.SHAPE_GIVEN else None
@@ -273,8 +281,11 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
             test_views[j].append({"transform": view.name, "seed": seed, "prediction": _rows(grid), "error": error})
         sample_s += time.perf_counter() - t1
 
-        # The checkpoint's own test prediction is the untransformed view's; the other views only vote.
-        test_entries = [{"prediction": tv[0]["prediction"], "error": tv[0]["error"]} for tv in test_views]
+        # The checkpoint's own test prediction is the first view's (untransformed, or in familiar colours only); the
+        # other views only vote.
+        test_entries = [{"prediction": tv[0]["prediction"], "error": tv[0]["error"],
+                         **({"transform": tv[0]["transform"]} if tv[0]["transform"] != IDENTITY.name else {})}
+                        for tv in test_views]
         if len(views) > 1:
             for entry, tv in zip(test_entries, test_views):
                 entry["views"] = tv

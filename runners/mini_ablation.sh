@@ -5,20 +5,22 @@
 # a rerun resumes each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with
 # the table: strict pass@2 inside / outside pretraining, forward passes, time.
 # LANES=2 runs two cells at a time on one thread each (faster on 2 cores than one 2-thread cell after another);
-# each cell's output then goes to OUT/NAME.log.
+# each cell's output then goes to OUT/NAME.log. EXTRA="--backbone DIR --set video.height=80 ..." adds the same flags to
+# every cell (another mini and the geometry it was pretrained at; docs/mini.md).
 set -euo pipefail
 tasks=${1:-100}
 out=${2:-results/mini-ablation}
 lanes=${LANES:-1}
+read -ra extra <<< "${EXTRA:-}"
 mkdir -p "$out"
 cell() {  # name, then --set overrides
   local name=$1; shift
   if [ "$lanes" -le 1 ]; then
-    arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "$@"
+    arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "${extra[@]}" "$@"
     return
   fi
   while [ "$(jobs -rp | wc -l)" -ge "$lanes" ]; do wait -n; done
-  OMP_NUM_THREADS=1 arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "$@" >"$out/$name.log" 2>&1 &
+  OMP_NUM_THREADS=1 arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "${extra[@]}" "$@" >"$out/$name.log" 2>&1 &
 }
 cell baseline                                   # discrete trajectory, rank 128, paper rule, 1 view, early stop
 cell linear --set video.trajectory=linear
@@ -29,6 +31,8 @@ cell leave-one-out --set selection.rule=leave-one-out
 cell views8 --set augment.views=8
 cell no-early-stop --set train.early_stop=false
 cell readout --set sample.readout=target-frames   # the mean of the frames drawn as the target, not the last
+cell familiar-colours --set augment.familiar_colors=true   # test inputs' unseen colours swapped for familiar ones
+cell commuting-colours --set augment.color_maps=8 --set augment.commuting_colors=true   # 7 more views of each pair
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done  # a failed cell stops the script here (set -e)
 python3 - "$out" <<'PY'
 import json, sys

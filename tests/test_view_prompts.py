@@ -1,5 +1,6 @@
-"""A prompt for each augmented view (augment.view_prompts) and views that commute with the task
-(augment.commuting_views): `python -m pytest tests/test_view_prompts.py -q`."""
+"""A prompt for each augmented view (augment.view_prompts), views that commute with the task
+(augment.commuting_views, augment.commuting_colors) and test inputs shown in familiar colours (augment.familiar_colors):
+`python -m pytest tests/test_view_prompts.py -q`."""
 
 import json
 
@@ -8,13 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from arcvdm.augment import (COMMUTES, CONFLICTS, IDENTITY, UNKNOWN, Transform, cell_rules, changed_colors,
-                            commutation, commuting_color_maps, commuting_views, sample_transforms, view_prompts)
+from arcvdm import codec
+from arcvdm.augment import (COMMUTES, CONFLICTS, IDENTITY, UNKNOWN, Transform, after_colors, cell_rules, changed_colors,
+                            commutation, commuting_color_maps, commuting_views, familiar_color_map, sample_transforms,
+                            view_prompts)
 from arcvdm.backbones import load_backbone
 from arcvdm.config import NEUTRAL_PROMPT, load_config
 from arcvdm.errors import ArcvdmError
 from arcvdm.sample import generate
-from arcvdm.solver import solve_problem
+from arcvdm.solver import canvas_plan, solve, solve_problem
 from arcvdm.tasks import Grid, Pair, Task, load_task
 from arcvdm.train import LoraTrainer
 from test_solver import run as scripted_run
@@ -278,6 +281,74 @@ def test_the_solver_draws_the_task_s_commuting_colour_maps_and_refuses_view_prom
     assert record["training_videos"] == 4 * len(task.train)
     with pytest.raises(ArcvdmError, match="drop augment.view_prompts"):
         load_config("smoke-aug", {"augment.commuting_colors": True, "augment.view_prompts": True})
+
+
+# --- test inputs in familiar colours (augment.familiar_colors) -----------------------------------------------------
+
+def recolour_task(*tests) -> Task:
+    """1 -> 2 on every cell, 3 and 4 untouched; the train inputs show 0, 1, 3 and 4 (4 on the most cells)."""
+    def pair(x):
+        return Pair(input=Grid(x), output=Grid([[2 if c == 1 else c for c in row] for row in x]))
+    return Task(id="recolour-t", train=[pair([[1, 3], [4, 4]]), pair([[3, 1], [0, 4]])], test=[pair(x) for x in tests])
+
+
+def test_a_familiar_colour_map_swaps_unseen_colours_for_shown_untouched_ones_and_commutes():
+    task = recolour_task([[1, 6], [7, 7]], [[1, 6], [4, 3]], [[1, 3], [4, 0]], [[2, 6], [0, 0]])
+    first = familiar_color_map(task, 0)  # 7 (two cells) takes 4, the most shown; 6 takes 3; 1 stays (the rule's)
+    assert first.colors == (0, 1, 2, 6, 7, 5, 3, 4, 8, 9) and first.symmetry == 0
+    shown = {int(c) for p in task.train for c in np.unique(p.input.array)}
+    assert {int(c) for c in np.unique(first.apply(task.test[0].input).array)} <= shown
+    assert commutation(task, first) == COMMUTES and first.invert(first.apply(task.test[0].input)) == task.test[0].input
+    # 6 is unseen but 3 and 4, the familiar colours, are in the grid already: nothing free to swap with
+    assert familiar_color_map(task, 1) == IDENTITY
+    assert familiar_color_map(task, 2) == IDENTITY  # every colour seen
+    # 2 shows in no train input but is the rule's target, which the map must not move
+    assert familiar_color_map(task, 3).colors[2] == 2 and familiar_color_map(task, 3).colors[6] == 4
+    rot = Transform(1, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
+    grid = task.test[0].input
+    assert after_colors(rot, first).apply(grid) == rot.apply(first.apply(grid))
+
+
+class ColourBlindLearner:
+    """Stand-in for an adapter that learned recolour 1 -> 2 on the colours its train inputs show, and draws a colour
+    it never saw as 0: it reads each first frame back through the codec."""
+
+    def __init__(self, task, config):
+        self.plan, self.shape = canvas_plan(task, config), task.test[0].input.shape
+        self.shown = {int(c) for p in task.train for c in np.unique(p.input.array)}
+        self.seen_frames = []
+
+    def train_until(self, step, held_out=None):
+        pass
+
+    def predict(self, first_frames, seed, prompts):
+        out = []
+        for frame in first_frames:
+            grid = codec.decode(frame, self.plan, self.shape).grid.array
+            self.seen_frames.append(grid)
+            drawn = np.where(grid == 1, 2, np.where(np.isin(grid, list(self.shown)), grid, 0))
+            out.append(codec.render(drawn, self.plan))
+        return out
+
+
+@pytest.mark.parametrize("familiar", [False, True])
+def test_the_solver_shows_a_test_input_in_familiar_colours_and_maps_the_answer_back(familiar, tmp_path):
+    task = recolour_task([[1, 6], [7, 7]])
+    config = load_config("smoke", {"train.steps": 10, "train.eval_every": 10, "augment.familiar_colors": familiar})
+    learners = []
+    record = solve(task, config, lambda videos, prompts: learners.append(ColourBlindLearner(task, config)) or learners[0],
+                   tmp_path / "p")
+    answer = task.test[0].output
+    test_entry = record["checkpoints"][0]["test"][0]
+    test_frame = learners[0].seen_frames[-1]  # the last frame of the batch: the test input
+    if familiar:
+        assert np.array_equal(test_frame, [[1, 3], [4, 4]])  # 6 -> 3 and 7 -> 4, colours the adapter knows
+        assert record["attempts"][0]["attempt_1"] == answer.root
+        assert test_entry["transform"] == "identity+c126753489"
+    else:
+        assert np.array_equal(test_frame, task.test[0].input.array)
+        assert record["attempts"][0]["attempt_1"] == [[2, 0], [0, 0]] != answer.root
+        assert "transform" not in test_entry
 
 
 # --- the vision suite ----------------------------------------------------------------------------------------------
