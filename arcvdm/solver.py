@@ -137,11 +137,11 @@ def prompt_of_view(config: RunConfig) -> Callable[[Transform], str]:
     return view_prompts(config.prompt, training_transforms(config)).__getitem__
 
 
-def inference_views(config: RunConfig, task: Task | None = None,
-                    transforms: list[Transform] | None = None) -> list[Transform]:
-    """`augment.views` transforms: the training ones (`transforms`, if already drawn) in order (identity first),
-    cycled if there are more views (a repeated transform still differs by its sampler seed)."""
-    transforms = transforms or training_transforms(config, task)
+def inference_views(config: RunConfig, transforms: list[Transform] | None = None) -> list[Transform]:
+    """`augment.views` transforms: the training ones (`transforms`, as `solve` drew them for its task; else the
+    config's) in order (identity first), cycled if there are more views (a repeated transform still differs by its
+    sampler seed)."""
+    transforms = transforms or training_transforms(config)
     return [transforms[v % len(transforms)] for v in range(config.augment.views)]
 
 
@@ -218,7 +218,7 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
                           "layout decodes with the output's size: use --layout anchored (size read from the frame), "
                           "or a dataset with answers")
     transforms = training_transforms(config, task)
-    views = inference_views(config, task, transforms)
+    views = inference_views(config, transforms)
     seen_as = views_of_test_inputs(config, task, views)  # seen_as[j][v]: view v of test input j, as drawn for the model
     plan = canvas_plan(task, config, token)
     prompt_of = prompt_of_view(config)
