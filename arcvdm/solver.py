@@ -277,7 +277,9 @@ def solve(task: Task, config: RunConfig, make_learner: LearnerFactory, out_dir: 
             seen_grid, error = _decode(frame, plan, shape, config)
             grid = None if seen_grid is None else view.invert(seen_grid)
             seed = config.sample.seed + n
-            test_candidates[j].append(Candidate(grid, view, step, seed))
+            # The vote sees the inference view: the familiar colour map is every view's, so view 0 stays the
+            # untransformed one that wins ties.
+            test_candidates[j].append(Candidate(grid, views[v], step, seed))
             test_views[j].append({"transform": view.name, "seed": seed, "prediction": _rows(grid), "error": error})
         sample_s += time.perf_counter() - t1
 
