@@ -15,9 +15,9 @@ from arcvdm.tasks import Grid
 
 @dataclass(frozen=True)
 class Candidate:
-    """One decoded prediction, already mapped back to the task's frame; `transform`: the view it was sampled under
-    (arcvdm/solver.py leaves out a familiar colour map, which every view of that test input shares); `grid` None =
-    undecodable (never wins)."""
+    """One decoded prediction, already mapped back to the task's orientation and colours; `transform`: the view it
+    was sampled under (arcvdm/solver.py leaves out a familiar colour map, which every view of that test input
+    shares); `grid` None = undecodable (never wins)."""
 
     grid: Grid | None
     transform: Transform
