@@ -225,6 +225,38 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
         r["forward_passes"]["total_forwards"] for r in records)
 
 
+def test_a_finished_bench_rescored_counts_exact_outputs_and_near_misses_by_the_best_counted_attempt(tmp_path):
+    """Attempts written into a finished bench's problem files (one exact, one at 26 of 28 cells, one at 57 of 72, two
+    of the wrong shape) come back as 1 exact, 2 at >= 90% of cells and 3 at >= 75% when the same command reruns."""
+    from arcvdm.config import load_config
+    from arcvdm.io import atomic_write_json
+    from arcvdm.pretrain.bench import bench_tasks, run_bench
+
+    config = load_config("smoke", {"train.steps": 2, "train.eval_every": 2, "sample.steps": 1})
+    run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)
+    truth = {t.id: [p.output.array.tolist() for p in t.test] for t in bench_tasks(3, 1)}
+
+    def off(grid, cells):  # the grid with its first `cells` cells (row-major) changed
+        flat = [v for row in grid for v in row]
+        flat[:cells] = [(v + 1) % 10 for v in flat[:cells]]
+        return [flat[r * len(grid[0]):(r + 1) * len(grid[0])] for r in range(len(grid))]
+
+    border, perm, crop = truth["border-0000"], truth["colour-permutation-0001"], truth["crop-0002"]
+    assert [len(g) * len(g[0]) for g in perm] == [28, 72]
+    attempts = {"border-0000": [([[0]], border[0])],  # exact, as the second attempt
+                "colour-permutation-0001": [(off(perm[0], 2), None), (off(perm[1], 15), off(perm[1], 30))],
+                "crop-0002": [([[1, 2]], None), ([[1]], None)]}  # wrong shapes: 0% of cells
+    for task_id, per_output in attempts.items():
+        path = tmp_path / "bench" / "run" / "problems" / f"{task_id}.json"
+        record = json.loads(path.read_text())
+        record["attempts"] = [{"attempt_1": a, "attempt_2": b} for a, b in per_output]
+        atomic_write_json(path, record)
+    inside = run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)["inside"]
+    assert (inside["test_outputs"], inside["test_outputs_exact"]) == (5, 1)
+    assert (inside["test_outputs_cells_90"], inside["test_outputs_cells_75"]) == (2, 3)
+    assert inside["solved"] == 1  # border-0000, its one output matched by attempt 2
+
+
 def _square_task(side: int):
     from arcvdm.tasks import Task
 

@@ -137,7 +137,9 @@ def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
     median = r["median_seconds_per_problem"]
     return (f"strict pass@{attempts} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
             f"  ({r['determined']}/{r['tasks']} determined by their train pairs;"
-            f" test outputs exact {r['test_outputs_exact']}/{r['test_outputs']}, of those whose input shows a colour"
+            f" test outputs exact {r['test_outputs_exact']}/{r['test_outputs']}"
+            f" (at least 90% / 75% of cells right {r['test_outputs_cells_90']} / {r['test_outputs_cells_75']}),"
+            f" of those whose input shows a colour"
             f" no train input shows {r['unseen_colour_exact']}/{r['unseen_colour_outputs']};"
             f" train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
             f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"

@@ -73,16 +73,19 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
         done_ids = [t.task_id for t in rows if records[t.task_id].get("status") == "done"]
         done = [records[i] for i in done_ids]
         solved = sum(t.solved for t in rows)
-        outputs = [(o.correct_at is not None, shows_unseen_colour(by_id[t.task_id], j))
+        outputs = [(o, shows_unseen_colour(by_id[t.task_id], j))
                    for t in rows for j, o in enumerate(t.outputs)]
         result[side] = {
             "tasks": len(rows), "solved": solved, "rate": round(solved / len(rows), 4) if rows else 0.0,
             # what a solver that knew the family could reach: the train pairs fix the test outputs
             "determined": sum(t.task_id in fixed for t in rows),
-            "test_outputs": len(outputs), "test_outputs_exact": sum(exact for exact, _ in outputs),
+            "test_outputs": len(outputs), "test_outputs_exact": sum(o.meets("exact") for o, _ in outputs),
+            # near misses: the best counted attempt has the output's shape and at least 90% / 75% of its cells right
+            "test_outputs_cells_90": sum(o.meets("cells>=90%") for o, _ in outputs),
+            "test_outputs_cells_75": sum(o.meets("cells>=75%") for o, _ in outputs),
             # test inputs showing a colour no train input of their task shows, and how many of those came back exact
             "unseen_colour_outputs": sum(unseen for _, unseen in outputs),
-            "unseen_colour_exact": sum(exact and unseen for exact, unseen in outputs),
+            "unseen_colour_exact": sum(o.meets("exact") and unseen for o, unseen in outputs),
             # the chain works when every train pair comes back exactly at some checkpoint
             "train_memorised": sum(any(all(e["correct"] for e in c.get("train", [])) for c in r["checkpoints"]) for r in done),
             "forward_passes": sum(r["forward_passes"]["total_forwards"] for r in done),
