@@ -3,7 +3,7 @@
 # command per cell: bash runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1,
 # the first TASKS of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed;
 # a rerun resumes each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with
-# the table: strict pass@2 inside / outside pretraining, forward passes, time.
+# the table: strict pass@2 inside / outside pretraining, near misses inside, forward passes, time.
 # LANES=2 runs two cells at a time on one thread each (faster on 2 cores than one 2-thread cell after another);
 # each cell's output then goes to OUT/NAME.log. EXTRA="--backbone DIR --set video.height=80 ..." adds the same flags to
 # every cell (another mini and the geometry it was pretrained at; docs/mini.md).
@@ -37,12 +37,15 @@ while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done  # a failed cell stops t
 python3 - "$out" <<'PY'
 import json, sys
 from pathlib import Path
-print("| cell | inside | outside | train pairs memorised | forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|")
+print("| cell | inside | outside | test outputs inside exact / >= 90% / >= 75% of cells | train pairs memorised "
+      "| forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|---|")
 for folder in sorted(Path(sys.argv[1]).iterdir()):
     if (folder / "bench.json").is_file():
         b = json.loads((folder / "bench.json").read_text())
         i, o = b["inside"], b["outside"]
-        print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} | {b['all']['train_memorised']}/{b['all']['tasks']} "
+        print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} "
+              f"| {i['test_outputs_exact']} / {i['test_outputs_cells_90']} / {i['test_outputs_cells_75']} of {i['test_outputs']} "
+              f"| {b['all']['train_memorised']}/{b['all']['tasks']} "
               f"| {b['all']['forward_passes']:,} ({b['all']['forward_passes_fixed']:,}) "
               f"| {b['all']['median_seconds_per_problem']} |")
 PY
