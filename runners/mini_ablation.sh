@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# The mini backbone's ablation table on the generated benchmark (docs/mini.md), one
-# command per cell: bash runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1,
-# the first TASKS of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed;
-# a rerun resumes each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with
-# the table: strict pass@2 inside / outside pretraining, near misses inside, forward passes, time.
-# LANES=2 runs two cells at a time on one thread each (faster on 2 cores than one 2-thread cell after another);
-# each cell's output then goes to OUT/NAME.log. EXTRA="--backbone DIR --set video.height=80 ..." adds the same flags to
-# every cell (another mini and the geometry it was pretrained at; docs/mini.md).
+# The mini backbone's ablation table on the generated benchmark (docs/mini.md), one command per cell: bash
+# runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1 unless SEEDS, the first TASKS
+# of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed; a rerun resumes
+# each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with the table: strict
+# pass@2 inside / outside pretraining, near misses inside, forward passes, time. LANES=2 runs two cells at a time on
+# one thread each (faster on 2 cores than one 2-thread cell after another); each cell's output then goes to
+# OUT/NAME.log. EXTRA="--backbone DIR --set video.height=80 ..." adds the same flags to every cell (another mini and
+# the geometry it was pretrained at; docs/mini.md). SEEDS="1 2" runs every cell on each draw of tasks (folders
+# NAME-seedN) and adds each cell's totals over the draws.
 set -euo pipefail
 tasks=${1:-100}
 out=${2:-results/mini-ablation}
 lanes=${LANES:-1}
 read -ra extra <<< "${EXTRA:-}"
+read -ra seeds <<< "${SEEDS:-1}"
 mkdir -p "$out"
 cell() {  # name, then --set overrides
-  local name=$1; shift
-  if [ "$lanes" -le 1 ]; then
-    arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "${extra[@]}" "$@"
-    return
-  fi
-  while [ "$(jobs -rp | wc -l)" -ge "$lanes" ]; do wait -n; done
-  OMP_NUM_THREADS=1 arcvdm mini-bench --out "$out/$name" --tasks "$tasks" --seed 1 --preset mini "${extra[@]}" "$@" >"$out/$name.log" 2>&1 &
+  local name=$1 seed folder; shift
+  for seed in "${seeds[@]}"; do
+    folder=$out/$name
+    [ "${#seeds[@]}" -gt 1 ] && folder=$out/$name-seed$seed
+    if [ "$lanes" -le 1 ]; then
+      arcvdm mini-bench --out "$folder" --tasks "$tasks" --seed "$seed" --preset mini "${extra[@]}" "$@"
+      continue
+    fi
+    while [ "$(jobs -rp | wc -l)" -ge "$lanes" ]; do wait -n; done
+    OMP_NUM_THREADS=1 arcvdm mini-bench --out "$folder" --tasks "$tasks" --seed "$seed" --preset mini "${extra[@]}" "$@" \
+      >"$folder.log" 2>&1 &
+  done
 }
 cell baseline                                   # discrete trajectory, rank 128, paper rule, 1 view, early stop
 cell linear --set video.trajectory=linear
@@ -35,17 +42,27 @@ cell familiar-colours --set augment.familiar_colors=true   # test inputs' unseen
 cell commuting-colours --set augment.color_maps=8 --set augment.commuting_colors=true   # 7 more views of each pair
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done  # a failed cell stops the script here (set -e)
 python3 - "$out" <<'PY'
-import json, sys
+import json, re, sys
+from collections import defaultdict
 from pathlib import Path
 print("| cell | inside | outside | test outputs inside exact / >= 90% / >= 75% of cells | train pairs memorised "
       "| forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|---|")
+draws = defaultdict(list)  # cell -> its bench.json per draw of tasks
 for folder in sorted(Path(sys.argv[1]).iterdir()):
     if (folder / "bench.json").is_file():
         b = json.loads((folder / "bench.json").read_text())
+        draws[re.sub(r"-seed\d+$", "", folder.name)].append(b)
         i, o = b["inside"], b["outside"]
         print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} "
               f"| {i['test_outputs_exact']} / {i['test_outputs_cells_90']} / {i['test_outputs_cells_75']} of {i['test_outputs']} "
               f"| {b['all']['train_memorised']}/{b['all']['tasks']} "
               f"| {b['all']['forward_passes']:,} ({b['all']['forward_passes_fixed']:,}) "
               f"| {b['all']['median_seconds_per_problem']} |")
+if any(len(runs) > 1 for runs in draws.values()):
+    print("\n| cell, over the draws | inside | outside | early stopping saves |\n|---|---|---|---|")
+    for cell, runs in draws.items():
+        total = lambda side, key: sum(b[side][key] for b in runs)
+        saved = 1 - total("all", "forward_passes") / total("all", "forward_passes_fixed")
+        print(f"| {cell} ({len(runs)} draws) | {total('inside', 'solved')}/{total('inside', 'tasks')} "
+              f"| {total('outside', 'solved')}/{total('outside', 'tasks')} | {saved:.1%} |")
 PY
