@@ -59,16 +59,16 @@ for folder in sorted(Path(sys.argv[1]).iterdir()):
               f"| {b['all']['train_memorised']}/{b['all']['tasks']} "
               f"| {b['all']['forward_passes']:,} ({b['all']['forward_passes_fixed']:,}) "
               f"| {b['all']['median_seconds_per_problem']} |")
+total = lambda runs, side, key: sum(b[side][key] for b in runs)
+rate = lambda runs: total(runs, "inside", "solved") / total(runs, "inside", "tasks")
 base = draws.get("baseline")
-rate = lambda runs: sum(b["inside"]["solved"] for b in runs) / sum(b["inside"]["tasks"] for b in runs)
 print("\n| cell | draws | inside | against the baseline (points) | outside "
       "| train pairs memorised inside | early stopping saves |\n|---|---|---|---|---|---|---|")
 for cell, runs in draws.items():
-    total = lambda side, key: sum(b[side][key] for b in runs)
-    saved = 1 - total("all", "forward_passes") / total("all", "forward_passes_fixed")
+    saved = 1 - total(runs, "all", "forward_passes") / total(runs, "all", "forward_passes_fixed")
     # the test of a ranked choice: 5 points or more from the baseline's strict pass@2 inside
     points = f"{100 * (rate(runs) - rate(base)):+.1f}" if base else "no baseline cell"
-    print(f"| {cell} | {len(runs)} | {total('inside', 'solved')}/{total('inside', 'tasks')} | {points} "
-          f"| {total('outside', 'solved')}/{total('outside', 'tasks')} "
-          f"| {total('inside', 'train_memorised')}/{total('inside', 'tasks')} | {saved:.1%} |")
+    print(f"| {cell} | {len(runs)} | {total(runs, 'inside', 'solved')}/{total(runs, 'inside', 'tasks')} | {points} "
+          f"| {total(runs, 'outside', 'solved')}/{total(runs, 'outside', 'tasks')} "
+          f"| {total(runs, 'inside', 'train_memorised')}/{total(runs, 'inside', 'tasks')} | {saved:.1%} |")
 PY
