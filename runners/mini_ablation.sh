@@ -65,7 +65,8 @@ base = draws.get("baseline")
 print("\n| cell | draws | inside | against the baseline (points) | outside "
       "| train pairs memorised inside | early stopping saves |\n|---|---|---|---|---|---|---|")
 for cell, runs in draws.items():
-    saved = 1 - total(runs, "all", "forward_passes") / total(runs, "all", "forward_passes_fixed")
+    # read from the checkpoints, so the no-early-stop cell shows what early stopping would save at its attempts
+    saved = 1 - total(runs, "all", "forward_passes_early_stop") / total(runs, "all", "forward_passes_fixed")
     # the test of a ranked choice: 5 points or more from the baseline's strict pass@2 inside
     points = f"{100 * (rate(runs) - rate(base)):+.1f}" if base else "no baseline cell"
     print(f"| {cell} | {len(runs)} | {total(runs, 'inside', 'solved')}/{total(runs, 'inside', 'tasks')} | {points} "

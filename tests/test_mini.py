@@ -257,6 +257,48 @@ def test_a_finished_bench_rescored_counts_exact_outputs_and_near_misses_by_the_b
     assert inside["solved"] == 1  # border-0000, its one output matched by attempt 2
 
 
+def test_early_stopping_is_read_back_from_a_run_without_it(tmp_path):
+    """A bench run with `train.early_stop=false` keeps every checkpoint; `forward_passes_early_stop` is what the same
+    problems would cost stopped where `selection.decided` holds on them (here: a task memorised from the first
+    checkpoint stops at the second, when its pass@2 window is complete)."""
+    from arcvdm.config import load_config
+    from arcvdm.flops import planned_forward_passes
+    from arcvdm.io import atomic_write_json
+    from arcvdm.pretrain.bench import bench_tasks, run_bench
+
+    config = load_config("smoke", {"train.steps": 4, "train.eval_every": 1, "sample.steps": 1, "train.early_stop": False})
+    first = run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)["all"]
+    # the random backbone memorises nothing, so nothing would stop early either
+    assert first["forward_passes"] == first["forward_passes_fixed"] == first["forward_passes_early_stop"]
+    path = tmp_path / "bench" / "run" / "problems" / "border-0000.json"
+    record = json.loads(path.read_text())
+    assert len(record["checkpoints"]) == 4
+    for c in record["checkpoints"]:
+        for e in c["train"]:
+            e["correct"] = True
+    atomic_write_json(path, record)
+    again = run_bench(tmp_path / "bench", config, n=3, seed=1, log=lambda *_: None)["all"]
+    task = bench_tasks(3, 1)[0]
+    full, stopped = (planned_forward_passes(config, len(task.train), len(task.test), s).total for s in (4, 2))
+    assert again["forward_passes"] == first["forward_passes"]  # the rerun resumed: nothing ran again
+    assert again["forward_passes_early_stop"] == again["forward_passes_fixed"] - (full - stopped) > 0
+
+
+@pytest.mark.parametrize("rule, correct, held_out, stop", [
+    ("paper", [False, True, True, False, False, False], None, 300),  # memorised at 200: the window 200, 300
+    ("paper", [False] * 6, None, 600),  # never memorised: the fallback needs the last checkpoints
+    ("paper", [False] * 5 + [True], None, 600),
+    ("leave-one-out", [False, True, False, True, True, False], [0, 1, 0, 1, 0, 1], 500),  # held-out right twice
+])
+def test_the_early_stop_step_is_the_first_decided_checkpoint(rule, correct, held_out, stop):
+    from arcvdm.pretrain.bench import early_stop_step
+
+    record = {"selection": {"k": 2, "rule": rule}, "train_steps_fixed": 600, "train_steps_run": 600,
+              "checkpoints": [{"step": 100 * (i + 1), "train": [{"correct": ok}, {"correct": ok}],
+                               **({"held_out": held_out[i]} if held_out else {})} for i, ok in enumerate(correct)]}
+    assert early_stop_step(record, eval_every=100) == stop
+
+
 def _square_task(side: int):
     from arcvdm.tasks import Task
 

@@ -142,5 +142,6 @@ def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
             f" of those whose input shows a colour"
             f" no train input shows {r['unseen_colour_exact']}/{r['unseen_colour_outputs']};"
             f" train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"
-            f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping;"
+            f" {r['forward_passes']:,} transformer forward passes, {r['forward_passes_fixed']:,} without early stopping"
+            f" and {r['forward_passes_early_stop']:,} with it;"
             + (" no problem finished)" if median is None else f" median {median} s per problem)"))

@@ -15,6 +15,7 @@ from arcvdm.io import atomic_write_json
 from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.determinacy import determined
 from arcvdm.pretrain.generator import FAMILIES, OUTSIDE, make_task
+from arcvdm.selection import Checkpoint, decided, schedule_steps
 from arcvdm.tasks import Task
 
 
@@ -49,6 +50,19 @@ def shows_unseen_colour(task: Task, j: int) -> bool:
     """Whether test input j shows a colour that none of the task's train inputs shows (no adapter has seen it)."""
     shown = {int(c) for p in task.train for c in np.unique(p.input.array)}
     return bool({int(c) for c in np.unique(task.test[j].input.array)} - shown)
+
+
+def early_stop_step(record: dict, eval_every: int) -> int:
+    """The step at which early stopping stops this problem, or would have in a run without it: the first of its
+    recorded checkpoints at which `selection.decided` holds, read back from the problem file."""
+    k, rule = record["selection"]["k"], record["selection"]["rule"]
+    schedule = schedule_steps(record["train_steps_fixed"], eval_every)
+    checkpoints = []
+    for c in record["checkpoints"]:
+        checkpoints.append(Checkpoint(c["step"], tuple(e["correct"] for e in c["train"]), (), c.get("held_out")))
+        if decided(checkpoints, schedule, k, rule):
+            return c["step"]
+    return record["train_steps_run"]
 
 
 def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) -> dict:
@@ -92,6 +106,10 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
             # the fixed schedule's count for the same problems: what early stopping saved, at identical attempts
             "forward_passes_fixed": sum(planned_forward_passes(config, len(by_id[i].train), len(by_id[i].test)).total
                                         for i in done_ids),
+            # and with early stopping, read from the checkpoints: what it saves even in a run without it
+            "forward_passes_early_stop": sum(planned_forward_passes(
+                config, len(by_id[i].train), len(by_id[i].test), early_stop_step(records[i], config.train.eval_every)
+            ).total for i in done_ids),
             "median_seconds_per_problem": round(statistics.median(r["timings"]["total_s"] for r in done), 2) if done else None,
         }
     for name in sorted(FAMILIES):
