@@ -43,6 +43,17 @@ def cell_accuracy(attempt: Grid | None, truth: Grid) -> float:
     return float(np.mean(attempt.array == truth.array))
 
 
+def kept_and_changed(attempt: Grid | None, truth: Grid, given: Grid) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Cells right among those the rule keeps (the input's cell equals the truth's) and among those it changes,
+    each as (right, of): a miss on a kept cell is the drawing's, on a changed one the rule's. None when the input
+    and the truth differ in shape (no cell-to-cell view); an attempt of another shape gets no cell right."""
+    if given.shape != truth.shape:
+        return None
+    kept = given.array == truth.array
+    right = (attempt.array == truth.array) if attempt is not None and attempt.shape == truth.shape else np.zeros_like(kept)
+    return (int((right & kept).sum()), int(kept.sum())), (int((right & ~kept).sum()), int((~kept).sum()))
+
+
 @dataclass(frozen=True)
 class OutputScore:
     """One test output: the first exact attempt among the k counted (1-based, None if none), the best cell

@@ -3,12 +3,12 @@
 # runners/mini_ablation.sh [TASKS] [OUT]. Every cell runs the same TASKS tasks (seed 1 unless SEEDS, the first TASKS
 # of `arcvdm mini-bench`'s stream, 100 by default) under the `mini` preset with one setting changed; a rerun resumes
 # each cell, and a rerun with more TASKS into the same OUT runs only the tasks it adds. Ends with the table: strict
-# pass@2 inside / outside pretraining, near misses inside, forward passes, time; then each cell over its draws against
-# the baseline's strict pass@2 inside, in points. LANES=2 runs two cells at a time on one thread each (faster on 2
-# cores than one 2-thread cell after another); each cell's output then goes to OUT/NAME.log. EXTRA="--backbone DIR
-# --set video.height=80 ..." adds the same flags to every cell (another mini and the geometry it was pretrained at;
-# docs/mini.md). SEEDS="1 2" runs every cell on each draw of tasks (folders NAME-seedN), and the second table adds
-# them up.
+# pass@2 inside / outside pretraining, near misses inside and the share of their cells right among those the rule
+# keeps and those it changes, forward passes, time; then each cell over its draws against the baseline's strict
+# pass@2 inside, in points. LANES=2 runs two cells at a time on one thread each (faster on 2 cores than one 2-thread
+# cell after another); each cell's output then goes to OUT/NAME.log. EXTRA="--backbone DIR --set video.height=80 ..."
+# adds the same flags to every cell (another mini and the geometry it was pretrained at; docs/mini.md). SEEDS="1 2"
+# runs every cell on each draw of tasks (folders NAME-seedN), and the second table adds them up.
 set -euo pipefail
 tasks=${1:-100}
 out=${2:-results/mini-ablation}
@@ -46,8 +46,10 @@ python3 - "$out" <<'PY'
 import json, re, sys
 from collections import defaultdict
 from pathlib import Path
-print("| cell | inside | outside | test outputs inside exact / >= 90% / >= 75% of cells | train pairs memorised "
-      "| forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|---|")
+share = lambda right, of: f"{right / of:.1%}" if of else "none"
+print("| cell | inside | outside | test outputs inside exact / >= 90% / >= 75% of cells "
+      "| their cells right, of those the rule keeps / changes | train pairs memorised "
+      "| forward passes (fixed schedule) | median s/problem |\n|---|---|---|---|---|---|---|---|")
 draws = defaultdict(list)  # cell -> its bench.json per draw of tasks
 for folder in sorted(Path(sys.argv[1]).iterdir()):
     if (folder / "bench.json").is_file():
@@ -56,14 +58,17 @@ for folder in sorted(Path(sys.argv[1]).iterdir()):
         i, o = b["inside"], b["outside"]
         print(f"| {folder.name} | {i['solved']}/{i['tasks']} | {o['solved']}/{o['tasks']} "
               f"| {i['test_outputs_exact']} / {i['test_outputs_cells_90']} / {i['test_outputs_cells_75']} of {i['test_outputs']} "
+              f"| {share(*i['test_cells_kept'])} / {share(*i['test_cells_changed'])} "
               f"| {b['all']['train_memorised']}/{b['all']['tasks']} "
               f"| {b['all']['forward_passes']:,} ({b['all']['forward_passes_fixed']:,}) "
               f"| {b['all']['median_seconds_per_problem']} |")
 total = lambda runs, side, key: sum(b[side][key] for b in runs)
 rate = lambda runs: total(runs, "inside", "solved") / total(runs, "inside", "tasks")
 base = draws.get("baseline")
+cells = lambda runs, side, key: share(*(sum(b[side][key][i] for b in runs) for i in (0, 1)))
 print("\n| cell | draws | inside | against the baseline (points) | outside "
-      "| train pairs memorised inside | early stopping saves |\n|---|---|---|---|---|---|---|")
+      "| cells right inside, kept / changed | the same outside "
+      "| train pairs memorised inside | early stopping saves |\n|---|---|---|---|---|---|---|---|---|")
 for cell, runs in draws.items():
     # read from the checkpoints, so the no-early-stop cell shows what early stopping would save at its attempts
     saved = 1 - total(runs, "all", "forward_passes_early_stop") / total(runs, "all", "forward_passes_fixed")
@@ -71,5 +76,7 @@ for cell, runs in draws.items():
     points = f"{100 * (rate(runs) - rate(base)):+.1f}" if base else "no baseline cell"
     print(f"| {cell} | {len(runs)} | {total(runs, 'inside', 'solved')}/{total(runs, 'inside', 'tasks')} | {points} "
           f"| {total(runs, 'outside', 'solved')}/{total(runs, 'outside', 'tasks')} "
+          f"| {cells(runs, 'inside', 'test_cells_kept')} / {cells(runs, 'inside', 'test_cells_changed')} "
+          f"| {cells(runs, 'outside', 'test_cells_kept')} / {cells(runs, 'outside', 'test_cells_changed')} "
           f"| {total(runs, 'inside', 'train_memorised')}/{total(runs, 'inside', 'tasks')} | {saved:.1%} |")
 PY

@@ -17,12 +17,16 @@ for cells on the backbone's token grid); `--families ''` runs the copy test alon
    tuning every attention and feed-forward weight gets.
 
 Results go to OUT/ceiling.json, one entry at a time (atomic); a rerun skips the entries it holds, and refuses an OUT
-made with another --backbone, --steps, --set or --pairs.
+made with another --backbone, --steps, --set or --pairs. Each family's entry splits the cells of outputs that keep
+the input's shape into those the rule keeps and those it changes, and counts the colours drawn wrong, so a miss reads
+as the drawing's precision or as the rule; OUT/FAMILY.png shows its fresh inputs, truths, predictions at the last
+step and their missed cells (red).
 """
 
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +43,50 @@ from arcvdm.pretrain.data import stream_rng
 from arcvdm.pretrain.determinacy import determined
 from arcvdm.pretrain.generator import FAMILIES, INSIDE, OUTSIDE, make_task, noise_grid
 from arcvdm.sample import generate, predicted_frames
-from arcvdm.scoring import cell_accuracy
+from arcvdm.render import save_png
+from arcvdm.report.images import diff_image, grid_image
+from arcvdm.scoring import cell_accuracy, kept_and_changed
 from arcvdm.tasks import Grid, Pair, Task
 from arcvdm.train import LoraTrainer
 from arcvdm.trajectories import make_video
+from arcvdm.vision.families import side_by_side
 
 TRAIN_PAIRS, TEST_PAIRS = 48, 12
 COPY_SIDES, COPY_GRIDS = (3, 5, 7, 9), 16
 
 
-def exact_and_cells(frames, pairs, plan) -> dict:
-    """Outputs decoded exactly, and the mean share of cells right (the size given, as runs decode `centered`)."""
-    cells = [cell_accuracy(codec.decode(frame, plan, pair.output.shape).grid, pair.output)
-             for frame, pair in zip(frames, pairs)]
-    return {"exact": sum(c == 1.0 for c in cells), "of": len(pairs), "cells": round(float(np.mean(cells)), 3)}
+def outcome(grids: list[Grid | None], pairs: list[Pair]) -> dict:
+    """Outputs decoded exactly and the mean share of cells right (the size given, as runs decode `centered`); where
+    the input has the output's shape, the cells right among those the rule keeps and those it changes (`kept`,
+    `changed`: [right, of]: a miss on a kept cell is precision, on a changed one the rule), and the colours drawn in
+    place of the truth's (`confused`, "truth>drawn": cells)."""
+    cells = [cell_accuracy(grid, pair.output) for grid, pair in zip(grids, pairs)]
+    result = {"exact": sum(c == 1.0 for c in cells), "of": len(pairs), "cells": round(float(np.mean(cells)), 3)}
+    splits = [s for s in (kept_and_changed(g, p.output, p.input) for g, p in zip(grids, pairs)) if s]
+    if splits:
+        result["kept"], result["changed"] = (np.sum(part, axis=0).tolist() for part in zip(*splits))
+    confused = Counter()
+    for grid, pair in zip(grids, pairs):
+        if grid is not None and grid.shape == pair.output.shape:
+            wrong = grid.array != pair.output.array
+            confused.update(f"{t}>{d}" for t, d in zip(pair.output.array[wrong], grid.array[wrong]))
+    return {**result, "confused": dict(confused.most_common())}
+
+
+def split_words(counts: dict) -> str:
+    """", kept 99%, changed 80%" of an outcome that has the split (entries written before it have none)."""
+    return "".join(f", {k} {counts[k][0] / counts[k][1]:.0%}" for k in ("kept", "changed") if counts.get(k, [0, 0])[1])
+
+
+def sheet(grids: list[Grid | None], pairs: list[Pair]) -> np.ndarray:
+    """One row per pair: input, truth, the decoded prediction and the cells it misses (red), on white."""
+    rows = []
+    for grid, pair in zip(grids, pairs):
+        drawn = [] if grid is None else [grid_image(grid), diff_image(grid, pair.output)]
+        pictures = [grid_image(pair.input), grid_image(pair.output), *drawn]
+        rows.append(side_by_side(*[p for p in pictures if p is not None], gap=8))  # no diff for another shape
+    # side_by_side lays pictures in a row: on the transposed rows it stacks them
+    return side_by_side(*[r.transpose(1, 0, 2) for r in rows], gap=8).transpose(1, 0, 2)
 
 
 def canvas_plan(grids, backbone, config) -> codec.CanvasPlan:
@@ -110,7 +144,7 @@ def fresh_words(family: str, train_pairs: int) -> str:
             f" {sum(shows_unseen_colour(t, 0) for t in tasks)}/{TEST_PAIRS} show a colour no train input shows")
 
 
-def ceiling(backbone, config, family: str, steps: list[int], train_pairs: int = TRAIN_PAIRS) -> dict:
+def ceiling(backbone, config, family: str, steps: list[int], picture: Path, train_pairs: int = TRAIN_PAIRS) -> dict:
     pairs = ceiling_pairs(family)
     plan = canvas_plan([g.array for p in pairs for g in (p.input, p.output)], backbone, config)
     videos = [make_video(codec.render(p.input, plan), codec.render(p.output, plan), config.video.frames, "discrete", i)
@@ -122,9 +156,11 @@ def ceiling(backbone, config, family: str, steps: list[int], train_pairs: int = 
     for step in [0, *steps]:
         trainer.train(step - trainer.step, progress=False)
         frames = predicted_frames(backbone, first_frames, config)
-        result[str(step)] = {"fresh": exact_and_cells(frames[:TEST_PAIRS], held_out, plan),
-                             "trained": exact_and_cells(frames[TEST_PAIRS:], seen, plan),
+        grids = [codec.decode(frame, plan, pair.output.shape).grid for frame, pair in zip(frames, held_out + seen)]
+        result[str(step)] = {"fresh": outcome(grids[:TEST_PAIRS], held_out),
+                             "trained": outcome(grids[TEST_PAIRS:], seen),
                              "seconds": round(time.monotonic() - start)}
+    save_png(sheet(grids[:TEST_PAIRS], held_out), picture)
     return result
 
 
@@ -169,11 +205,11 @@ def main() -> None:
     print("copy (frame 2 exact):", ", ".join(f"{k} {v['exact']}/{v['of']}" for k, v in results["copy"].items()))
     for family in families:
         if family not in results:
-            results[family] = ceiling(backbone, config, family, steps, args.pairs)
+            results[family] = ceiling(backbone, config, family, steps, args.out / f"{family}.png", args.pairs)
             atomic_write_json(path, results)
-        row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells),"
-                        f" trained {r['trained']['exact']}/{r['trained']['of']} ({r['trained']['cells']:.0%})"
-                        for s, r in results[family].items())
+        row = "  ".join(f"step {s}: fresh {r['fresh']['exact']}/{r['fresh']['of']} ({r['fresh']['cells']:.0%} cells"
+                        f"{split_words(r['fresh'])}), trained {r['trained']['exact']}/{r['trained']['of']}"
+                        f" ({r['trained']['cells']:.0%})" for s, r in results[family].items())
         print(f"{family + (' (outside)' if family in OUTSIDE else ''):24s} {fresh_words(family, args.pairs)}  {row}",
               flush=True)
 

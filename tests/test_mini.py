@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -227,7 +228,8 @@ def test_the_bench_scores_each_side_and_counts_the_fixed_schedule(tmp_path):
 
 def test_a_finished_bench_rescored_counts_exact_outputs_and_near_misses_by_the_best_counted_attempt(tmp_path):
     """Attempts written into a finished bench's problem files (one exact, one at 26 of 28 cells, one at 57 of 72, two
-    of the wrong shape) come back as 1 exact, 2 at >= 90% of cells and 3 at >= 75% when the same command reruns."""
+    of the wrong shape) come back as 1 exact, 2 at >= 90% of cells and 3 at >= 75% when the same command reruns, and
+    their cells split into those the rule keeps and those it changes."""
     from arcvdm.config import load_config
     from arcvdm.io import atomic_write_json
     from arcvdm.pretrain.bench import bench_tasks, run_bench
@@ -255,6 +257,18 @@ def test_a_finished_bench_rescored_counts_exact_outputs_and_near_misses_by_the_b
     assert (inside["test_outputs"], inside["test_outputs_exact"]) == (5, 1)
     assert (inside["test_outputs_cells_90"], inside["test_outputs_cells_75"]) == (2, 3)
     assert inside["solved"] == 1  # border-0000, its one output matched by attempt 2
+    tasks = {t.id: t for t in bench_tasks(3, 1)}
+
+    def split(task_id, j, missed):  # [right, of] kept and changed cells when the first `missed` cells are wrong
+        pair = tasks[task_id].test[j]
+        kept, right = (pair.input.array == pair.output.array).ravel(), np.arange(pair.output.array.size) >= missed
+        return [[int((kept & right).sum()), int(kept.sum())], [int((~kept & right).sum()), int((~kept).sum())]]
+
+    # crop changes the shape: no cell-to-cell view; the permutation's second output's best attempt misses 15 cells
+    expected = np.sum([split("border-0000", 0, 0), split("colour-permutation-0001", 0, 2),
+                       split("colour-permutation-0001", 1, 15)], axis=0).tolist()
+    assert [inside["test_cells_kept"], inside["test_cells_changed"]] == expected
+    assert 0 < expected[0][0] < expected[0][1] and 0 < expected[1][0] < expected[1][1]
 
 
 def test_early_stopping_is_read_back_from_a_run_without_it(tmp_path):

@@ -221,3 +221,17 @@ def test_conceptarc_counts_its_third_attempt_in_the_headline(tmp_path, datasets_
     (tmp_path / "submission.json").write_text(json.dumps(_right_only_late(list(tasks)[:3], 3)))
     r = score(load_predictions(tmp_path / "submission.json"), tasks).to_dict()
     assert (r["attempts"], r["strict_solved"], r["attempts_warning"]) == (3, 3, None)
+
+
+def test_kept_and_changed_tells_a_copy_miss_from_a_rule_miss():
+    from arcvdm.scoring import kept_and_changed
+    from arcvdm.tasks import Grid
+
+    given = Grid([[1, 0], [0, 0]])
+    truth = Grid([[1, 0], [0, 5]])  # the rule keeps three cells and changes one
+    assert kept_and_changed(truth, truth, given) == ((3, 3), (1, 1))
+    assert kept_and_changed(given, truth, given) == ((3, 3), (0, 1))  # the input copied: the rule missed
+    assert kept_and_changed(Grid([[2, 0], [0, 5]]), truth, given) == ((2, 3), (1, 1))  # a kept cell drawn wrong
+    assert kept_and_changed(Grid([[1, 0, 0]]), truth, given) == ((0, 3), (0, 1))  # another shape: nothing right
+    assert kept_and_changed(None, truth, given) == ((0, 3), (0, 1))
+    assert kept_and_changed(truth, truth, Grid([[1]])) is None  # the rule changes the shape: no cell-to-cell view

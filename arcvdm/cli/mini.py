@@ -130,6 +130,11 @@ def mini_bench(
         typer.echo(f"{side:>8}: {side_line(result[side], result['attempts'], tasks, len(FAMILIES))}")
 
 
+def share(counts: list[int]) -> str:
+    right, of = counts
+    return f"{100 * right / of:.1f}%" if of else "none"
+
+
 def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
     """One side of the bench in words: its score, or why it has none."""
     if not r["tasks"]:
@@ -138,7 +143,9 @@ def side_line(r: dict, attempts: int, tasks: int, families: int) -> str:
     return (f"strict pass@{attempts} {r['solved']}/{r['tasks']} = {100 * r['rate']:.1f}%"
             f"  ({r['determined']}/{r['tasks']} determined by their train pairs;"
             f" test outputs exact {r['test_outputs_exact']}/{r['test_outputs']}"
-            f" (at least 90% / 75% of cells right {r['test_outputs_cells_90']} / {r['test_outputs_cells_75']}),"
+            f" (at least 90% / 75% of cells right {r['test_outputs_cells_90']} / {r['test_outputs_cells_75']};"
+            f" of the cells the rule keeps {share(r['test_cells_kept'])} right, of those it changes"
+            f" {share(r['test_cells_changed'])}),"
             f" of those whose input shows a colour"
             f" no train input shows {r['unseen_colour_exact']}/{r['unseen_colour_outputs']};"
             f" train pairs exact at some checkpoint: {r['train_memorised']}/{r['tasks']};"

@@ -65,6 +65,25 @@ def early_stop_step(record: dict, eval_every: int) -> int:
     return record["train_steps_run"]
 
 
+def kept_and_changed_cells(tasks: list[Task], predictions, k: int) -> tuple[list[int], list[int]]:
+    """Over the test outputs of `tasks` whose input has their shape, the cells right in the best of the `k` counted
+    attempts (most cells right) among those the rule keeps and those it changes, each [right, of]: whether the near
+    misses miss the rule or the drawing of what it leaves alone."""
+    from arcvdm.scoring import cell_accuracy, kept_and_changed
+
+    kept, changed = np.zeros(2, int), np.zeros(2, int)
+    for task in tasks:
+        found = predictions.tasks.get(task.id)
+        entries = found.entries if found is not None and not found.unusable else []
+        for j, pair in enumerate(task.test):
+            attempts = entries[j][:k] if j < len(entries) else []
+            best = max(attempts, key=lambda grid: cell_accuracy(grid, pair.output), default=None)
+            split = kept_and_changed(best, pair.output, pair.input)
+            if split:
+                kept, changed = kept + split[0], changed + split[1]
+    return kept.tolist(), changed.tolist()
+
+
 def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) -> dict:
     from arcvdm.flops import planned_forward_passes
     from arcvdm.formats import load_predictions
@@ -76,7 +95,8 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
     tasks = bench_tasks(n, seed)
     write_tasks(out / "tasks", tasks)
     run_dataset(str(out / "tasks"), config, out / "run", log=log)
-    scored = score_tasks(load_predictions(out / "run"), TaskSet("mini-bench", tasks), config.selection.attempts)
+    predictions = load_predictions(out / "run")
+    scored = score_tasks(predictions, TaskSet("mini-bench", tasks), config.selection.attempts)
     by_id = {t.id: t for t in tasks}
     fixed = {t.id for t in tasks if determined(t)}
     records = {t.task_id: read_record(out / "run" / "problems" / f"{t.task_id}.json") or {} for t in scored.tasks}
@@ -97,6 +117,9 @@ def run_bench(out: str | Path, config: RunConfig, n: int, seed: int, log=print) 
             # near misses: the best counted attempt has the output's shape and at least 90% / 75% of its cells right
             "test_outputs_cells_90": sum(o.meets("cells>=90%") for o, _ in outputs),
             "test_outputs_cells_75": sum(o.meets("cells>=75%") for o, _ in outputs),
+            # [right, of] cells of the best attempts: those the rule keeps, those it changes (same-shape outputs)
+            **dict(zip(("test_cells_kept", "test_cells_changed"),
+                       kept_and_changed_cells([by_id[t.task_id] for t in rows], predictions, config.selection.attempts))),
             # test inputs showing a colour no train input of their task shows, and how many of those came back exact
             "unseen_colour_outputs": sum(unseen for _, unseen in outputs),
             "unseen_colour_exact": sum(o.meets("exact") and unseen for o, unseen in outputs),
